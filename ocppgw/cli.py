@@ -1,0 +1,202 @@
+"""``ocppgw``: run the system and manage its state from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+
+from ocppj import InvalidIdentity
+from processor.adapters import Database, SqliteRegistry, SqliteShadowStore
+from processor.clock import SystemClock
+
+from .embedded import run_embedded
+from .logs import configure_logging
+from .settings import ENVIRONMENT, DevSettings, SettingsError
+
+__all__ = ["main"]
+
+log = logging.getLogger("ocppgw")
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    """Run one ``ocppgw`` command; return its exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = DevSettings.from_env(os.environ if environ is None else environ)
+    except SettingsError as exc:
+        parser.error(str(exc))
+    if args.data_dir is not None:
+        settings = replace(settings, data_dir=args.data_dir)
+    try:
+        return int(args.command(args, settings))
+    except InvalidIdentity as exc:
+        parser.error(f"invalid charge point identity: {exc}")
+    except OSError as exc:
+        print(f"ocppgw: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    data = argparse.ArgumentParser(add_help=False)
+    data.add_argument(
+        "--data-dir",
+        type=Path,
+        help="folder of the SQLite state "
+        f"(env OCPP_DATA_DIR, default {ENVIRONMENT['OCPP_DATA_DIR']})",
+    )
+    parser = argparse.ArgumentParser(
+        prog="ocppgw",
+        description="OCPP gateway: charge point WebSockets in, OCPP answers out.",
+        epilog="Environment: "
+        + ", ".join(f"{k} (default {v or 'unset'})" for k, v in ENVIRONMENT.items()),
+    )
+    commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+
+    dev = commands.add_parser(
+        "dev",
+        parents=[data],
+        help="run gateway and processor in one process (the embedded default)",
+    )
+    dev.add_argument(
+        "--host", help="address to listen on (env OCPP_GATEWAY_HOST, default 127.0.0.1)"
+    )
+    dev.add_argument(
+        "--port", type=_port, help="port to listen on (env OCPP_GATEWAY_PORT, default 8080)"
+    )
+    dev.set_defaults(command=_dev)
+
+    charge_points = commands.add_parser("charge-points", help="manage the charge point registry")
+    registry = charge_points.add_subparsers(title="actions", required=True, metavar="ACTION")
+    add = registry.add_parser("add", parents=[data], help="register charge points")
+    add.add_argument("ids", nargs="+", metavar="ID", help="charge point identity")
+    add.set_defaults(command=_add)
+    remove = registry.add_parser("remove", parents=[data], help="unregister charge points")
+    remove.add_argument("ids", nargs="+", metavar="ID", help="charge point identity")
+    remove.set_defaults(command=_remove)
+    listing = registry.add_parser("list", parents=[data], help="list registered charge points")
+    listing.add_argument("--json", action="store_true", help="print a JSON array")
+    listing.set_defaults(command=_list)
+
+    shadow = commands.add_parser(
+        "shadow", parents=[data], help="print a charge point's shadow as JSON"
+    )
+    shadow.add_argument("id", metavar="ID", help="charge point identity")
+    shadow.set_defaults(command=_shadow)
+    return parser
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a TCP port number (0-65535)")
+    return port
+
+
+# -- commands ----------------------------------------------------------------
+
+
+def _dev(args: argparse.Namespace, settings: DevSettings) -> int:
+    gateway = settings.gateway
+    if args.host is not None:
+        gateway = replace(gateway, host=args.host)
+    if args.port is not None:
+        gateway = replace(gateway, port=args.port)
+    settings = replace(settings, gateway=gateway)
+    configure_logging(settings.log_level)
+
+    import uvloop  # noqa: PLC0415 - only the server needs it
+
+    uvloop.run(_serve(settings))
+    return 0
+
+
+async def _serve(settings: DevSettings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signum: int) -> None:
+        if stop.is_set():
+            log.warning("second signal: exiting at once", extra={"signal": signum})
+            os._exit(128 + signum)
+        log.info("shutting down", extra={"signal": signum})
+        stop.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, on_signal, signum)
+    async with run_embedded(settings) as system:
+        log.info(
+            "ready: charge points connect to ws://%s:%d/{chargePointId}",
+            settings.gateway.host,
+            system.port,
+            extra={"dataDir": str(settings.data_dir.resolve())},
+        )
+        await stop.wait()
+
+
+def _add(args: argparse.Namespace, settings: DevSettings) -> int:
+    with _database(settings) as database:
+        added = set(SqliteRegistry(database).add(args.ids, datetime.now(UTC)))
+    for cp in args.ids:
+        print(f"registered {cp}" if cp in added else f"{cp} was already registered")
+    return 0
+
+
+def _remove(args: argparse.Namespace, settings: DevSettings) -> int:
+    with _database(settings) as database:
+        removed = set(SqliteRegistry(database).remove(args.ids))
+    missing = [cp for cp in args.ids if cp not in removed]
+    for cp in args.ids:
+        if cp in removed:
+            print(f"removed {cp}")
+    for cp in missing:
+        print(f"ocppgw: error: {cp} is not registered", file=sys.stderr)
+    return 1 if missing else 0
+
+
+def _list(args: argparse.Namespace, settings: DevSettings) -> int:
+    with _database(settings) as database:
+        rows = SqliteRegistry(database).list()
+    if args.json:
+        entries = [{"chargePointId": cp, "registrationTime": at} for cp, at in rows]
+        print(orjson.dumps(entries, option=orjson.OPT_INDENT_2).decode())
+    else:
+        for cp, at in rows:
+            print(f"{cp}\t{at}")
+    return 0
+
+
+def _shadow(args: argparse.Namespace, settings: DevSettings) -> int:
+    with _database(settings) as database:
+        document = asyncio.run(SqliteShadowStore(database, SystemClock()).get(args.id))
+    if document is None:
+        print(
+            f"ocppgw: error: {args.id} has no shadow yet (it has not booted or reported status)",
+            file=sys.stderr,
+        )
+        return 1
+    print(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
+    return 0
+
+
+@contextlib.contextmanager
+def _database(settings: DevSettings) -> Iterator[Database]:
+    database = Database(settings.data_dir)
+    try:
+        yield database
+    finally:
+        database.close()

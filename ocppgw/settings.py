@@ -1,0 +1,101 @@
+"""Settings of the embedded default, read from the environment in one place.
+
+Names follow the seed where it has them (``OCPP_PROTOCOLS``,
+``OCPP_GATEWAY_PORT``); the others share the ``OCPP_`` prefix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from gateway import GatewayConfig
+from processor import ProcessorConfig
+
+__all__ = ["DevSettings", "SettingsError", "ENVIRONMENT"]
+
+#: Every variable the embedded default reads, with its default, for docs and --help.
+ENVIRONMENT = {
+    "OCPP_GATEWAY_HOST": "127.0.0.1",
+    "OCPP_GATEWAY_PORT": "8080",
+    "OCPP_PROTOCOLS": "ocpp1.6,ocpp2.0,ocpp2.0.1",
+    "OCPP_DEFAULT_PROTOCOL": "",
+    "OCPP_MAX_MESSAGE_SIZE": "131072",
+    "OCPP_HEARTBEAT_INTERVAL": "300",
+    "OCPP_DATA_DIR": ".ocppgw",
+    "OCPP_LOG_LEVEL": "INFO",
+}
+
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+T = TypeVar("T")
+
+
+class SettingsError(ValueError):
+    """A setting has a value that cannot work; the message names the setting."""
+
+
+@dataclass(frozen=True, slots=True)
+class DevSettings:
+    """Everything ``ocppgw dev`` needs: gateway and processor in one process."""
+
+    gateway: GatewayConfig
+    processor: ProcessorConfig
+    data_dir: Path
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> DevSettings:
+        env = _Environment(environ)
+        gateway = env.build(
+            GatewayConfig,
+            host=env.text("OCPP_GATEWAY_HOST"),
+            port=env.integer("OCPP_GATEWAY_PORT"),
+            protocols=tuple(p.strip() for p in env.text("OCPP_PROTOCOLS").split(",") if p.strip()),
+            default_protocol=env.text("OCPP_DEFAULT_PROTOCOL") or None,
+            max_message_size=env.integer("OCPP_MAX_MESSAGE_SIZE"),
+        )
+        processor = env.build(
+            ProcessorConfig, heartbeat_interval=env.integer("OCPP_HEARTBEAT_INTERVAL")
+        )
+        log_level = env.text("OCPP_LOG_LEVEL").upper()
+        if log_level not in _LOG_LEVELS:
+            raise SettingsError(
+                f"OCPP_LOG_LEVEL: {log_level!r} is not one of {', '.join(_LOG_LEVELS)}"
+            )
+        return cls(gateway, processor, Path(env.text("OCPP_DATA_DIR")), log_level)
+
+
+# Config classes say "field: problem"; users know the variable, not the field.
+_VARIABLE_OF_FIELD = {
+    "host": "OCPP_GATEWAY_HOST",
+    "port": "OCPP_GATEWAY_PORT",
+    "protocols": "OCPP_PROTOCOLS",
+    "default_protocol": "OCPP_DEFAULT_PROTOCOL",
+    "max_message_size": "OCPP_MAX_MESSAGE_SIZE",
+    "heartbeat_interval": "OCPP_HEARTBEAT_INTERVAL",
+}
+
+
+class _Environment:
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+
+    def text(self, name: str) -> str:
+        return self._environ.get(name, ENVIRONMENT[name]).strip()
+
+    def integer(self, name: str) -> int:
+        value = self.text(name)
+        try:
+            return int(value)
+        except ValueError:
+            raise SettingsError(f"{name}: {value!r} is not a whole number") from None
+
+    def build(self, config_type: Callable[..., T], **fields: Any) -> T:
+        try:
+            return config_type(**fields)
+        except ValueError as exc:
+            field, _, problem = str(exc).partition(": ")
+            raise SettingsError(f"{_VARIABLE_OF_FIELD.get(field, field)}: {problem}") from None

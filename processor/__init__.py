@@ -1,0 +1,28 @@
+"""The OCPP brain: routes each CALL to a handler that acts on the state ports."""
+
+from __future__ import annotations
+
+from .config import ProcessorConfig
+from .context import Context, Services
+from .core import Processor
+from .handlers import ALL_HANDLERS
+from .router import ALL_VERSIONS, HandlerSet, Router
+
+__all__ = [
+    "ALL_HANDLERS",
+    "ALL_VERSIONS",
+    "Context",
+    "HandlerSet",
+    "Processor",
+    "ProcessorConfig",
+    "Router",
+    "Services",
+    "build_router",
+]
+
+
+def build_router() -> Router:
+    """A router with every handler of this system, validators compiled."""
+    router = Router()
+    router.include(*ALL_HANDLERS)
+    return router

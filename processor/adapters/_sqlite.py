@@ -1,0 +1,91 @@
+"""One SQLite file holds the embedded default's state.
+
+WAL mode lets the CLI read and register charge points while ``ocppgw dev``
+runs; writes from the event loop go through one worker thread, so the loop
+never waits on the disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+__all__ = ["DATABASE_FILE", "Database", "transaction"]
+
+DATABASE_FILE = "ocppgw.sqlite3"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS charge_points (
+    charge_point_id TEXT PRIMARY KEY,
+    registered_at   TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS shadows (
+    thing_name TEXT PRIMARY KEY,
+    document   TEXT NOT NULL
+) WITHOUT ROWID;
+"""
+
+T = TypeVar("T")
+
+
+class Database:
+    """The state file of one data folder, created on first use.
+
+    ``connection`` belongs to the thread that opened the database (the event
+    loop's, or the CLI's) and serves point reads; ``run`` sends work to a
+    single writer thread with a connection of its own.
+    """
+
+    def __init__(self, data_dir: Path) -> None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.path = data_dir / DATABASE_FILE
+        self.connection = self._connect()
+        self.connection.executescript(_SCHEMA)
+        self._writer_connection: sqlite3.Connection | None = None
+        self._writer = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="sqlite", initializer=self._open_writer
+        )
+
+    def _connect(self) -> sqlite3.Connection:
+        # isolation_level=None: no implicit transactions; a statement commits
+        # by itself unless wrapped in transaction().
+        connection = sqlite3.connect(self.path, isolation_level=None, timeout=5.0)
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=NORMAL")
+        return connection
+
+    def _open_writer(self) -> None:
+        self._writer_connection = self._connect()
+
+    async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work`` on the writer thread and await its result."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._writer, self._call, work)
+
+    def _call(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        assert self._writer_connection is not None
+        return work(self._writer_connection)
+
+    def close(self) -> None:
+        """Finish queued writes, then close both connections."""
+        if self._writer_connection is not None:
+            self._writer.submit(self._writer_connection.close).result()
+        self._writer.shutdown(wait=True)
+        self.connection.close()
+
+
+@contextlib.contextmanager
+def transaction(connection: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK if the block raises."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        yield connection
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")

@@ -1,0 +1,10 @@
+"""The OCPP message handlers, one module per OCPP 2.0.1 functional block."""
+
+from __future__ import annotations
+
+from ..router import HandlerSet
+from . import availability, provisioning
+
+__all__ = ["ALL_HANDLERS"]
+
+ALL_HANDLERS: tuple[HandlerSet, ...] = (provisioning.handlers, availability.handlers)

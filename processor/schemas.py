@@ -1,0 +1,129 @@
+"""The official OCPP JSON schemas, compiled once into fast validators.
+
+The schemas come from the ``ocpp`` package (the Open Charge Alliance's files,
+as shipped by mobilityhouse/ocpp); jsonschema-rs compiles each one the first
+time it is asked for. A failed check becomes the CALLERROR the OCPP-J
+specification names for it:
+
+==========================  =====================================
+schema rule that failed     CALLERROR (2.0.1 spelling; 1.6 sic)
+==========================  =====================================
+required, min/maxItems      OccurrenceConstraintViolation
+type (of a field)           TypeConstraintViolation
+enum, length, range, ...    PropertyConstraintViolation
+anything else               FormatViolation (1.6: FormationViolation)
+==========================  =====================================
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+from typing import Any
+
+import jsonschema_rs
+import orjson
+
+from ocppj import (
+    FormatViolation,
+    InternalError,
+    OccurrenceConstraintViolation,
+    OcppError,
+    OcppVersion,
+    PropertyConstraintViolation,
+    TypeConstraintViolation,
+)
+
+__all__ = ["PayloadValidator", "SchemaCatalog"]
+
+_Kind = jsonschema_rs.ValidationErrorKind
+_OCCURRENCE = (
+    _Kind.Required,
+    _Kind.MinItems,
+    _Kind.MaxItems,
+    _Kind.MinProperties,
+    _Kind.MaxProperties,
+)
+_PROPERTY = (
+    _Kind.Enum,
+    _Kind.Constant,
+    _Kind.MaxLength,
+    _Kind.MinLength,
+    _Kind.Minimum,
+    _Kind.Maximum,
+    _Kind.ExclusiveMinimum,
+    _Kind.ExclusiveMaximum,
+    _Kind.MultipleOf,
+    _Kind.Pattern,
+    _Kind.Format,
+)
+
+_FOLDERS = {OcppVersion.V16: "v16", OcppVersion.V201: "v201"}
+# 1.6 names request schemas after the action, 2.0.1 adds "Request".
+_REQUEST_SUFFIX = {OcppVersion.V16: "", OcppVersion.V201: "Request"}
+_RESPONSE_SUFFIX = "Response"
+
+
+class PayloadValidator:
+    """Checks one direction of one action against its schema."""
+
+    __slots__ = ("_validator", "_name", "_error_for_bug")
+
+    def __init__(self, schema: dict[str, Any], name: str, *, ours: bool) -> None:
+        # What a charge point sends is checked leniently on string formats
+        # (many send timestamps without a zone); what we send is checked
+        # strictly, because strict charge points reject it otherwise.
+        self._validator = jsonschema_rs.validator_for(schema, validate_formats=ours)
+        self._name = name
+        # A payload that we built and that fails its schema is our bug: the
+        # charge point gets a generic InternalError, not a violation code.
+        self._error_for_bug = ours
+
+    def check(self, payload: Any) -> None:
+        """Raise the ``OcppError`` for the first rule ``payload`` breaks."""
+        if self._validator.is_valid(payload):
+            return
+        error = next(iter(self._validator.iter_errors(payload)))
+        if self._error_for_bug:
+            raise InternalError("the response could not be built")
+        raise _ocpp_error(error, self._name)
+
+
+def _ocpp_error(error: jsonschema_rs.ValidationError, name: str) -> OcppError:
+    path = "/".join(str(part) for part in error.instance_path)
+    where = f"{name} at '{path}'" if path else name
+    description = f"{where}: {error.message}"
+    details = {"path": path, "rule": type(error.kind).__name__}
+    if isinstance(error.kind, _OCCURRENCE):
+        return OccurrenceConstraintViolation(description, details)
+    if isinstance(error.kind, _Kind.Type) and path:
+        return TypeConstraintViolation(description, details)
+    if isinstance(error.kind, _PROPERTY):
+        return PropertyConstraintViolation(description, details)
+    return FormatViolation(description, details)
+
+
+class SchemaCatalog:
+    """Every schema of one OCPP version, compiled on first use and kept."""
+
+    def __init__(self, version: OcppVersion) -> None:
+        self.version = version
+        self._folder = importlib.resources.files("ocpp") / _FOLDERS[version] / "schemas"
+        suffix = _REQUEST_SUFFIX[version]
+        names = [entry.name.removesuffix(".json") for entry in self._folder.iterdir()]
+        requests = {n for n in names if n.endswith(suffix) and not n.endswith(_RESPONSE_SUFFIX)}
+        #: Every action of the version, in either direction.
+        self.actions = frozenset(n.removesuffix(suffix) if suffix else n for n in requests)
+
+    def request(self, action: str) -> PayloadValidator:
+        return self._validator(action + _REQUEST_SUFFIX[self.version], ours=False)
+
+    def response(self, action: str) -> PayloadValidator:
+        return self._validator(action + _RESPONSE_SUFFIX, ours=True)
+
+    @functools.cache  # noqa: B019 - catalogs live as long as the process
+    def _validator(self, name: str, *, ours: bool) -> PayloadValidator:
+        schema_file = self._folder / f"{name}.json"
+        if not schema_file.is_file():
+            raise LookupError(f"OCPP {self.version.value} has no schema {name}")
+        return PayloadValidator(orjson.loads(schema_file.read_bytes()), name, ours=ours)
