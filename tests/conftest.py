@@ -1,0 +1,113 @@
+"""Fixtures shared by the suite: the whole system on a free port, and chargers.
+
+Everything runs for real: the embedded system listens on 127.0.0.1 port 0,
+its state is a SQLite file in the test's tmp folder, and charge points are
+`websockets` clients (a WebSocket implementation independent of picows).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator, Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import uvloop
+import websockets
+from websockets.asyncio.client import ClientConnection
+
+from ocppgw import DevSettings, EmbeddedSystem, run_embedded
+
+REGISTERED = ("CP001", "CP002", "RDAM 123", "plus+id")
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> Mapping[str, Callable[[], Any]]:
+    """Tests run on uvloop, as production does."""
+    return {"uvloop": uvloop.new_event_loop}
+
+
+def dev_settings(data_dir: Path, **environ: str) -> DevSettings:
+    """Settings of the embedded default on a free loopback port."""
+    env = {"OCPP_GATEWAY_HOST": "127.0.0.1", "OCPP_GATEWAY_PORT": "0", **environ}
+    env["OCPP_DATA_DIR"] = str(data_dir)
+    return DevSettings.from_env(env)
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "state"
+
+
+@pytest.fixture
+async def system(data_dir: Path) -> AsyncIterator[EmbeddedSystem]:
+    async with run_embedded(dev_settings(data_dir)) as running:
+        running.registry.add(REGISTERED, _EPOCH)
+        yield running
+
+
+class Charger:
+    """A test charge point: sends CALLs and reads what comes back."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self._ids = (f"m{n}" for n in itertools.count(1))
+
+    async def call(self, action: str, payload: dict[str, Any]) -> list[Any]:
+        """Send a CALL and return the answer, checking it answers this CALL."""
+        message_id = next(self._ids)
+        answer = await self.send_raw(orjson.dumps([2, message_id, action, payload]))
+        assert answer[1] == message_id, answer
+        return answer
+
+    async def send_raw(self, frame: bytes | str) -> list[Any]:
+        await self.ws.send(frame if isinstance(frame, str) else frame.decode())
+        reply = await self.ws.recv()
+        decoded: list[Any] = orjson.loads(reply)
+        return decoded
+
+
+def url(system: EmbeddedSystem, path: str) -> str:
+    return f"ws://127.0.0.1:{system.port}{path}"
+
+
+@pytest.fixture
+def connect(system: EmbeddedSystem) -> Callable[..., Any]:
+    """``async with connect("/CP001", "ocpp1.6") as charger``"""
+
+    def open_charger(path: str, *subprotocols: str) -> _ChargerConnection:
+        return _ChargerConnection(url(system, path), subprotocols)
+
+    return open_charger
+
+
+class _ChargerConnection:
+    def __init__(self, address: str, subprotocols: tuple[str, ...]) -> None:
+        self._connect = websockets.connect(
+            address, subprotocols=[websockets.Subprotocol(s) for s in subprotocols] or None
+        )
+
+    async def __aenter__(self) -> Charger:
+        return Charger(await self._connect.__aenter__())
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self._connect.__aexit__(*exc)
+
+
+BOOT_V16 = {"chargePointVendor": "ACME Charging", "chargePointModel": "SmartCharger Pro"}
+BOOT_V201 = {
+    "reason": "PowerUp",
+    "chargingStation": {
+        "model": "SmartCharger Pro",
+        "vendorName": "ACME Charging",
+        "firmwareVersion": "v2.1.0",
+        "serialNumber": "SC001234",
+        "modem": {"iccid": "891004234814455936F", "imsi": "310410123456789"},
+    },
+}
+
+_EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
