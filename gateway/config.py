@@ -23,6 +23,8 @@ class GatewayConfig:
     max_message_size: int = 128 * 1024
     #: Seconds a client has to send its upgrade request.
     handshake_timeout: float = 5.0
+    #: Connections the kernel queues before accept (capped by somaxconn).
+    accept_backlog: int = 4096
 
     def __post_init__(self) -> None:
         if not self.protocols:

@@ -86,5 +86,4 @@ class Processor:
                 "handler failed", extra={"chargePointId": charge_point_id, "action": call.action}
             )
             return encode_error(InternalError("internal error"), call.message_id, version)
-        log.debug("call handled", extra={"chargePointId": charge_point_id, "action": call.action})
         return encode_call_result(call.message_id, response)
