@@ -24,19 +24,18 @@ class SqliteShadowStore:
     async def get(self, thing: str) -> dict[str, Any] | None:
         return await self._database.run(lambda db: _read(db, thing))
 
-    async def update(self, thing: str, state: dict[str, Any]) -> dict[str, Any]:
+    async def update(self, thing: str, state: dict[str, Any]) -> None:
         timestamp = int(self._clock.now().timestamp())
 
-        def write(db: sqlite3.Connection) -> dict[str, Any]:
+        def write(db: sqlite3.Connection) -> None:
             with transaction(db):
                 document = apply_update(_read(db, thing), state, timestamp)
                 db.execute(
                     "INSERT OR REPLACE INTO shadows VALUES (?, ?)",
                     (thing, orjson.dumps(document).decode()),
                 )
-            return document
 
-        return await self._database.run(write)
+        await self._database.run(write)
 
 
 def _read(db: sqlite3.Connection, thing: str) -> dict[str, Any] | None:
