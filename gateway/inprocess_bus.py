@@ -24,13 +24,23 @@ FrameHandler = Callable[[str, str, bytes], Awaitable[bytes | None]]
 
 
 class InProcessBus:
-    def __init__(self, handle: FrameHandler, *, workers: int = 4, capacity: int = 10_000) -> None:
+    """``handle`` may be given later with ``set_handler`` (before ``start``):
+    the processor's outbound port needs the gateway, which needs this bus."""
+
+    def __init__(
+        self, handle: FrameHandler | None = None, *, workers: int = 4, capacity: int = 10_000
+    ) -> None:
         self._handle = handle
         self._workers = workers
         self._queue: asyncio.Queue[tuple[str, str, bytes]] = asyncio.Queue(capacity)
         self._tasks: set[asyncio.Task[None]] = set()
 
+    def set_handler(self, handle: FrameHandler) -> None:
+        self._handle = handle
+
     async def start(self, deliver: Deliver) -> None:
+        if self._handle is None:
+            raise RuntimeError("InProcessBus.start() before set_handler()")
         for n in range(self._workers):
             task = asyncio.create_task(self._work(deliver), name=f"inprocess-bus-{n}")
             self._tasks.add(task)
@@ -57,10 +67,12 @@ class InProcessBus:
             log.warning("bus closed with frames undelivered", extra={"frames": self._queue.qsize()})
 
     async def _work(self, deliver: Deliver) -> None:
+        handle = self._handle
+        assert handle is not None
         while True:
             charge_point_id, subprotocol, frame = await self._queue.get()
             try:
-                answer = await self._handle(charge_point_id, subprotocol, frame)
+                answer = await handle(charge_point_id, subprotocol, frame)
                 if answer is not None and not deliver(charge_point_id, answer):
                     log.info(
                         "answer dropped: charge point gone",

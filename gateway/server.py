@@ -192,6 +192,11 @@ class GatewayServer:
                 busy = GenericError("the backend is busy; retry later")
                 connection.send(encode_error(busy, message.message_id, connection.version))
 
+    def subprotocol_of(self, charge_point_id: str) -> str | None:
+        """The subprotocol of a connected charge point, or None."""
+        connection = self._connections.get(charge_point_id)
+        return None if connection is None else connection.subprotocol
+
     def deliver(self, charge_point_id: str, frame: bytes) -> bool:
         """Write a downlink frame to a connected charge point; False if it is not connected."""
         connection = self._connections.get(charge_point_id)

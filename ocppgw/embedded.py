@@ -1,4 +1,5 @@
-"""The embedded default: gateway, in-process bus, processor and SQLite in one process."""
+"""The embedded default: gateway, in-process bus, processor, SQLite state and
+the management API in one process."""
 
 from __future__ import annotations
 
@@ -8,15 +9,42 @@ from dataclasses import dataclass
 
 from gateway import GatewayServer, InProcessBus
 from processor import Processor, Services, build_router
-from processor.adapters import Database, SqliteRegistry, SqliteShadowStore
+from processor.adapters import (
+    Database,
+    SqlitePendingCalls,
+    SqliteRegistry,
+    SqliteShadowStore,
+    SqliteTransactions,
+    StaticIdTokens,
+    load_id_tokens,
+)
 from processor.clock import SystemClock
+from processor.commands import Commands
+from processor.ids import RandomIds
+from processor.ports import ChargePointOffline, ShadowStore
 
-from .settings import DevSettings
+from .answers import AnswerBoard
+from .management import ManagementApi
+from .settings import DevSettings, SettingsError
 
-__all__ = ["EmbeddedSystem", "run_embedded"]
+__all__ = ["EmbeddedSystem", "GatewayOutbound", "run_embedded"]
 
 #: Seconds that queued frames get to reach the processor at shutdown.
 DRAIN_TIMEOUT = 5.0
+
+
+class GatewayOutbound:
+    """The processor's outbound port, served by the gateway in the same process."""
+
+    def __init__(self, gateway: GatewayServer) -> None:
+        self._gateway = gateway
+
+    async def subprotocol(self, charge_point_id: str) -> str | None:
+        return self._gateway.subprotocol_of(charge_point_id)
+
+    async def send(self, charge_point_id: str, frame: bytes) -> None:
+        if not self._gateway.deliver(charge_point_id, frame):
+            raise ChargePointOffline(f"{charge_point_id} is not connected")
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,29 +52,73 @@ class EmbeddedSystem:
     gateway: GatewayServer
     bus: InProcessBus
     registry: SqliteRegistry
-    shadows: SqliteShadowStore
+    services: Services
+    commands: Commands
+    management: ManagementApi
 
     @property
     def port(self) -> int:
         return self.gateway.port
 
+    @property
+    def shadows(self) -> ShadowStore:
+        return self.services.shadows
+
+    @property
+    def management_port(self) -> int:
+        return self.management.port
+
 
 @contextlib.asynccontextmanager
 async def run_embedded(settings: DevSettings) -> AsyncIterator[EmbeddedSystem]:
     """Run the whole system until the block exits, then shut it down in order:
-    stop accepting and close charge points, drain the bus, close the database."""
+    stop the API, stop accepting and close charge points, drain the bus, close
+    the database."""
+    id_tokens = StaticIdTokens(None)
+    if settings.id_tokens_file is not None:
+        try:
+            id_tokens = StaticIdTokens(load_id_tokens(settings.id_tokens_file))
+        except (OSError, ValueError) as exc:
+            raise SettingsError(f"OCPP_ID_TOKENS: {exc}") from None
+
     async with contextlib.AsyncExitStack() as stack:
         database = Database(settings.data_dir)
         stack.callback(database.close)
         clock = SystemClock()
-        shadows = SqliteShadowStore(database, clock)
         registry = SqliteRegistry(database)
-        processor = Processor(build_router(), Services(settings.processor, shadows, clock))
+        answers = AnswerBoard()
 
-        bus = InProcessBus(processor.handle)
+        # The processor sends commands through the gateway, which sends
+        # frames to the processor through the bus: the bus gets its handler
+        # last.
+        bus = InProcessBus()
         gateway = GatewayServer(settings.gateway, registry, bus)
+        outbound = GatewayOutbound(gateway)
+        services = Services(
+            config=settings.processor,
+            shadows=SqliteShadowStore(database, clock),
+            clock=clock,
+            ids=RandomIds(),
+            id_tokens=id_tokens,
+            transactions=SqliteTransactions(database),
+            pending=SqlitePendingCalls(database),
+            outbound=outbound,
+        )
+        bus.set_handler(Processor(build_router(), services, on_answer=answers.resolve).handle)
+        commands = Commands(services)
+
         await bus.start(gateway.deliver)
         stack.push_async_callback(bus.close, DRAIN_TIMEOUT)
         await gateway.start()
         stack.push_async_callback(gateway.shutdown)
-        yield EmbeddedSystem(gateway, bus, registry, shadows)
+        management = ManagementApi(
+            commands,
+            registry=registry,
+            shadows=services.shadows,
+            outbound=outbound,
+            answers=answers,
+            call_timeout=settings.processor.call_timeout,
+        )
+        await management.start(settings.management_host, settings.management_port)
+        stack.push_async_callback(management.close)
+        yield EmbeddedSystem(gateway, bus, registry, services, commands, management)

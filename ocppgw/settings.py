@@ -24,6 +24,10 @@ ENVIRONMENT = {
     "OCPP_DEFAULT_PROTOCOL": "",
     "OCPP_MAX_MESSAGE_SIZE": "131072",
     "OCPP_HEARTBEAT_INTERVAL": "300",
+    "OCPP_CALL_TIMEOUT": "30",
+    "OCPP_ID_TOKENS": "",
+    "OCPP_MANAGEMENT_HOST": "127.0.0.1",
+    "OCPP_MANAGEMENT_PORT": "8081",
     "OCPP_DATA_DIR": ".ocppgw",
     "OCPP_LOG_LEVEL": "INFO",
 }
@@ -45,6 +49,10 @@ class DevSettings:
     processor: ProcessorConfig
     data_dir: Path
     log_level: str = "INFO"
+    management_host: str = "127.0.0.1"
+    management_port: int = 8081
+    #: JSON file of id token -> status; None accepts every token.
+    id_tokens_file: Path | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> DevSettings:
@@ -58,14 +66,34 @@ class DevSettings:
             max_message_size=env.integer("OCPP_MAX_MESSAGE_SIZE"),
         )
         processor = env.build(
-            ProcessorConfig, heartbeat_interval=env.integer("OCPP_HEARTBEAT_INTERVAL")
+            ProcessorConfig,
+            heartbeat_interval=env.integer("OCPP_HEARTBEAT_INTERVAL"),
+            call_timeout=env.number("OCPP_CALL_TIMEOUT"),
         )
         log_level = env.text("OCPP_LOG_LEVEL").upper()
         if log_level not in _LOG_LEVELS:
             raise SettingsError(
                 f"OCPP_LOG_LEVEL: {log_level!r} is not one of {', '.join(_LOG_LEVELS)}"
             )
-        return cls(gateway, processor, Path(env.text("OCPP_DATA_DIR")), log_level)
+        management_port = env.integer("OCPP_MANAGEMENT_PORT")
+        if not 0 <= management_port <= 65535:
+            raise SettingsError(f"OCPP_MANAGEMENT_PORT: {management_port} is not a TCP port number")
+        id_tokens = env.text("OCPP_ID_TOKENS")
+        return cls(
+            gateway,
+            processor,
+            Path(env.text("OCPP_DATA_DIR")),
+            log_level,
+            management_host=env.text("OCPP_MANAGEMENT_HOST"),
+            management_port=management_port,
+            id_tokens_file=Path(id_tokens) if id_tokens else None,
+        )
+
+    @property
+    def management_url(self) -> str:
+        """Where the CLI finds the management API of a running ``ocppgw dev``."""
+        host = "127.0.0.1" if self.management_host in ("0.0.0.0", "") else self.management_host
+        return f"http://{host}:{self.management_port}"
 
 
 # Config classes say "field: problem"; users know the variable, not the field.
@@ -76,6 +104,7 @@ _VARIABLE_OF_FIELD = {
     "default_protocol": "OCPP_DEFAULT_PROTOCOL",
     "max_message_size": "OCPP_MAX_MESSAGE_SIZE",
     "heartbeat_interval": "OCPP_HEARTBEAT_INTERVAL",
+    "call_timeout": "OCPP_CALL_TIMEOUT",
 }
 
 
@@ -92,6 +121,13 @@ class _Environment:
             return int(value)
         except ValueError:
             raise SettingsError(f"{name}: {value!r} is not a whole number") from None
+
+    def number(self, name: str) -> float:
+        value = self.text(name)
+        try:
+            return float(value)
+        except ValueError:
+            raise SettingsError(f"{name}: {value!r} is not a number") from None
 
     def build(self, config_type: Callable[..., T], **fields: Any) -> T:
         try:

@@ -11,7 +11,12 @@ __all__ = ["ProcessorConfig"]
 class ProcessorConfig:
     #: Seconds between heartbeats, sent to charge points in BootNotification.
     heartbeat_interval: int = 300
+    #: Seconds a backend command waits for the charger's answer; a later
+    #: answer is logged and ignored, so a stale command never takes effect.
+    call_timeout: float = 30.0
 
     def __post_init__(self) -> None:
         if self.heartbeat_interval <= 0:
             raise ValueError("heartbeat_interval: must be a positive number of seconds")
+        if self.call_timeout <= 0:
+            raise ValueError("call_timeout: must be a positive number of seconds")

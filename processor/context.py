@@ -8,7 +8,7 @@ from ocppj import OcppVersion
 
 from .clock import rfc3339
 from .config import ProcessorConfig
-from .ports import Clock, ShadowStore
+from .ports import Clock, Ids, IdTokens, Outbound, PendingCalls, ShadowStore, Transactions
 
 __all__ = ["Context", "Services"]
 
@@ -20,6 +20,15 @@ class Services:
     config: ProcessorConfig
     shadows: ShadowStore
     clock: Clock
+    ids: Ids
+    id_tokens: IdTokens
+    transactions: Transactions
+    pending: PendingCalls
+    outbound: Outbound
+
+    def now(self) -> str:
+        """The current time as OCPP writes it."""
+        return rfc3339(self.clock.now())
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +48,14 @@ class Context:
     def shadows(self) -> ShadowStore:
         return self.services.shadows
 
+    @property
+    def transactions(self) -> Transactions:
+        return self.services.transactions
+
     def now(self) -> str:
         """The current time as OCPP writes it."""
-        return rfc3339(self.services.clock.now())
+        return self.services.now()
+
+    async def report(self, reported: dict[str, object]) -> None:
+        """Merge ``reported`` into this charge point's shadow."""
+        await self.services.shadows.update(self.charge_point_id, {"reported": reported})

@@ -1,17 +1,20 @@
 """The processor: one OCPP-J frame in, the answer (if any) out.
 
-Both adapters drive this: the in-process bus of the embedded default, and
-later the MQTT worker and the Lambda handler. It holds no per-connection
-state, so any number of copies can run side by side.
+Every adapter drives this: the in-process bus of the embedded default, the
+MQTT worker and the SQS Lambda. It holds no per-connection state, so any
+number of copies can run side by side.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from ocppj import (
     Call,
+    CallError,
+    CallResult,
     InternalError,
     MalformedFrame,
     OcppError,
@@ -22,18 +25,28 @@ from ocppj import (
     version_for,
 )
 
+from .commands import CommandAnswer
 from .context import Context, Services
 from .router import Router
+from .schemas import SchemaCatalog
+from .shadow import replacement
 
-__all__ = ["Processor"]
+__all__ = ["AnswerListener", "Processor"]
 
 log = logging.getLogger(__name__)
 
+#: Told of every answer that matched a pending command.
+AnswerListener = Callable[[CommandAnswer], None]
+
 
 class Processor:
-    def __init__(self, router: Router, services: Services) -> None:
+    def __init__(
+        self, router: Router, services: Services, on_answer: AnswerListener | None = None
+    ) -> None:
         self._router = router
         self._services = services
+        self._on_answer = on_answer
+        self._catalogs = {version: SchemaCatalog(version) for version in OcppVersion}
 
     async def handle(self, charge_point_id: str, subprotocol: str, frame: bytes) -> bytes | None:
         """Process one frame a charge point sent; return the frame to send back, if any."""
@@ -55,12 +68,7 @@ class Processor:
             return encode_error(exc.error, exc.message_id, version) if exc.answer else None
         if isinstance(message, Call):
             return await self._call(charge_point_id, version, message)
-        # Answers to backend commands are matched to their commands in a later
-        # step of the roadmap; until then they are only logged.
-        log.info(
-            "answer from charge point",
-            extra={"chargePointId": charge_point_id, "messageId": message.message_id},
-        )
+        await self._answer(charge_point_id, version, message)
         return None
 
     async def _call(self, charge_point_id: str, version: OcppVersion, call: Call) -> bytes:
@@ -69,7 +77,6 @@ class Processor:
             route = self._router.route(version, call.action)
             route.request.check(call.payload)
             response: dict[str, Any] = await route.handler(ctx, call.payload)
-            route.response.check(response)
         except OcppError as error:
             log.info(
                 "call refused",
@@ -86,4 +93,67 @@ class Processor:
                 "handler failed", extra={"chargePointId": charge_point_id, "action": call.action}
             )
             return encode_error(InternalError("internal error"), call.message_id, version)
+        try:
+            route.response.check(response)
+        except OcppError as error:
+            log.error(
+                "response breaks its schema",
+                extra={
+                    "chargePointId": charge_point_id,
+                    "action": call.action,
+                    "details": error.details,
+                },
+            )
+            return encode_error(InternalError("internal error"), call.message_id, version)
         return encode_call_result(call.message_id, response)
+
+    async def _answer(
+        self, charge_point_id: str, version: OcppVersion, message: CallResult | CallError
+    ) -> None:
+        """Match a charger's answer to the command it answers, record it, tell listeners."""
+        services = self._services
+        now = services.clock.now()
+        pending = await services.pending.take(charge_point_id, message.message_id, now.timestamp())
+        facts = {"chargePointId": charge_point_id, "messageId": message.message_id}
+        if pending is None:
+            log.info("answer to an unknown or expired command: ignored", extra=facts)
+            return
+        if isinstance(message, CallResult):
+            answer = CommandAnswer(
+                charge_point_id, message.message_id, pending.action, message.payload
+            )
+            try:
+                self._catalogs[version].response(pending.action, ours=False).check(message.payload)
+            except OcppError as error:
+                log.warning(
+                    "charger's answer breaks its schema; recorded as it is",
+                    extra={**facts, "action": pending.action, "details": error.details},
+                )
+        else:
+            answer = CommandAnswer(
+                charge_point_id,
+                message.message_id,
+                pending.action,
+                None,
+                message.code,
+                message.description,
+            )
+        record = {
+            "messageId": answer.message_id,
+            "action": answer.action,
+            "receivedAt": services.now(),
+            "payload": answer.payload,
+            "error": None
+            if answer.error_code is None
+            else {"code": answer.error_code, "description": answer.error_description},
+        }
+        shadow = await services.shadows.get(charge_point_id) or {}
+        previous = shadow.get("state", {}).get("reported", {}).get("lastCallResult")
+        await services.shadows.update(
+            charge_point_id, {"reported": {"lastCallResult": replacement(previous, record)}}
+        )
+        log.info(
+            "command answered", extra={**facts, "action": answer.action, "outcome": answer.outcome}
+        )
+        if self._on_answer is not None:
+            self._on_answer(answer)

@@ -26,7 +26,6 @@ import orjson
 
 from ocppj import (
     FormatViolation,
-    InternalError,
     OccurrenceConstraintViolation,
     OcppError,
     OcppVersion,
@@ -67,7 +66,7 @@ _RESPONSE_SUFFIX = "Response"
 class PayloadValidator:
     """Checks one direction of one action against its schema."""
 
-    __slots__ = ("_validator", "_name", "_error_for_bug")
+    __slots__ = ("_name", "_validator")
 
     def __init__(self, schema: dict[str, Any], name: str, *, ours: bool) -> None:
         # What a charge point sends is checked leniently on string formats
@@ -75,18 +74,16 @@ class PayloadValidator:
         # strictly, because strict charge points reject it otherwise.
         self._validator = jsonschema_rs.validator_for(schema, validate_formats=ours)
         self._name = name
-        # A payload that we built and that fails its schema is our bug: the
-        # charge point gets a generic InternalError, not a violation code.
-        self._error_for_bug = ours
 
     def check(self, payload: Any) -> None:
-        """Raise the ``OcppError`` for the first rule ``payload`` breaks."""
+        """Raise the ``OcppError`` for the first rule ``payload`` breaks.
+
+        A payload this system built that fails is a bug of ours, not the
+        charger's: callers turn that error into ``InternalError``.
+        """
         if self._validator.is_valid(payload):
             return
-        error = next(iter(self._validator.iter_errors(payload)))
-        if self._error_for_bug:
-            raise InternalError("the response could not be built")
-        raise _ocpp_error(error, self._name)
+        raise _ocpp_error(next(iter(self._validator.iter_errors(payload))), self._name)
 
 
 def _ocpp_error(error: jsonschema_rs.ValidationError, name: str) -> OcppError:
@@ -115,11 +112,13 @@ class SchemaCatalog:
         #: Every action of the version, in either direction.
         self.actions = frozenset(n.removesuffix(suffix) if suffix else n for n in requests)
 
-    def request(self, action: str) -> PayloadValidator:
-        return self._validator(action + _REQUEST_SUFFIX[self.version], ours=False)
+    def request(self, action: str, *, ours: bool = False) -> PayloadValidator:
+        """The request schema of ``action``; ``ours`` when this system sends it."""
+        return self._validator(action + _REQUEST_SUFFIX[self.version], ours=ours)
 
-    def response(self, action: str) -> PayloadValidator:
-        return self._validator(action + _RESPONSE_SUFFIX, ours=True)
+    def response(self, action: str, *, ours: bool = True) -> PayloadValidator:
+        """The response schema of ``action``; ``ours`` when this system sends it."""
+        return self._validator(action + _RESPONSE_SUFFIX, ours=ours)
 
     @functools.cache  # noqa: B019 - catalogs live as long as the process
     def _validator(self, name: str, *, ours: bool) -> PayloadValidator:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["SECTIONS", "apply_update", "merge"]
+__all__ = ["SECTIONS", "apply_update", "merge", "replacement"]
 
 SECTIONS = ("reported", "desired")
 
@@ -52,3 +52,19 @@ def apply_update(
         else:
             raise ValueError(f"shadow section {section!r} must be an object or null")
     return {"state": sections, "version": current["version"] + 1, "timestamp": timestamp}
+
+
+def replacement(current: Any, new: dict[str, Any]) -> dict[str, Any]:
+    """The patch that, merged into ``current``, leaves exactly ``new``.
+
+    Merging only adds and overwrites; an object that must be replaced whole
+    (an answer's payload, say) needs its vanished keys written as null.
+    """
+    patch = dict(new)
+    if isinstance(current, dict):
+        for key, value in current.items():
+            if key not in new:
+                patch[key] = None
+            elif isinstance(value, dict) and isinstance(new[key], dict):
+                patch[key] = replacement(value, new[key])
+    return patch

@@ -33,7 +33,12 @@ def pytest_asyncio_loop_factories(
 
 def dev_settings(data_dir: Path, **environ: str) -> DevSettings:
     """Settings of the embedded default on a free loopback port."""
-    env = {"OCPP_GATEWAY_HOST": "127.0.0.1", "OCPP_GATEWAY_PORT": "0", **environ}
+    env = {
+        "OCPP_GATEWAY_HOST": "127.0.0.1",
+        "OCPP_GATEWAY_PORT": "0",
+        "OCPP_MANAGEMENT_PORT": "0",
+        **environ,
+    }
     env["OCPP_DATA_DIR"] = str(data_dir)
     return DevSettings.from_env(env)
 

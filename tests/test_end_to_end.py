@@ -107,7 +107,8 @@ ERROR_CASES = [
     # (subprotocol, frame, expected message id, expected errorCode)
     ("ocpp2.0.1", [2, "e1", "NoSuchAction", {}], "e1", "NotImplemented"),
     ("ocpp1.6", [2, "e1", "NoSuchAction", {}], "e1", "NotImplemented"),
-    ("ocpp1.6", [2, "e2", "Authorize", {"idTag": "x"}], "e2", "NotSupported"),
+    ("ocpp1.6", [2, "e2", "DiagnosticsStatusNotification", {"status": "Idle"}], "e2",
+     "NotSupported"),
     ("ocpp2.0.1", [2, "e2", "GetVariables", {"getVariableData": []}], "e2", "NotSupported"),
     ("ocpp1.6", "this is not json", "-1", "FormationViolation"),
     ("ocpp2.0.1", "this is not json", "-1", "FormatViolation"),

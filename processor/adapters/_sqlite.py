@@ -28,6 +28,31 @@ CREATE TABLE IF NOT EXISTS shadows (
     thing_name TEXT PRIMARY KEY,
     document   TEXT NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS transaction_events (
+    sequence        INTEGER PRIMARY KEY AUTOINCREMENT,
+    charge_point_id TEXT NOT NULL,
+    transaction_id  TEXT NOT NULL,
+    event_key       TEXT NOT NULL,
+    event_type      TEXT NOT NULL,
+    timestamp       TEXT NOT NULL,
+    data            TEXT NOT NULL,
+    UNIQUE (charge_point_id, transaction_id, event_key)
+);
+-- 1.6 transaction ids: the rowid is the id, the start key makes it idempotent.
+CREATE TABLE IF NOT EXISTS transaction_starts (
+    transaction_id  INTEGER PRIMARY KEY AUTOINCREMENT,
+    charge_point_id TEXT NOT NULL,
+    start_key       TEXT NOT NULL,
+    UNIQUE (charge_point_id, start_key)
+);
+CREATE TABLE IF NOT EXISTS pending_calls (
+    charge_point_id TEXT NOT NULL,
+    message_id      TEXT NOT NULL,
+    action          TEXT NOT NULL,
+    payload         TEXT NOT NULL,
+    expires_at      REAL NOT NULL,
+    PRIMARY KEY (charge_point_id, message_id)
+) WITHOUT ROWID;
 """
 
 T = TypeVar("T")

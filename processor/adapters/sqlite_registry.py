@@ -20,6 +20,12 @@ class SqliteRegistry:
     def __init__(self, database: Database) -> None:
         self._db = database.connection
 
+    async def is_registered(self, charge_point_id: str) -> bool:
+        return charge_point_id in self
+
+    async def registered(self) -> list[tuple[str, str]]:
+        return self.list()
+
     def __contains__(self, charge_point_id: object) -> bool:
         row = self._db.execute(
             "SELECT 1 FROM charge_points WHERE charge_point_id = ?", (charge_point_id,)

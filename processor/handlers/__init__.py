@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 from ..router import HandlerSet
-from . import availability, provisioning
+from . import authorization, availability, metering, provisioning, reporting, transactions
 
 __all__ = ["ALL_HANDLERS"]
 
-ALL_HANDLERS: tuple[HandlerSet, ...] = (provisioning.handlers, availability.handlers)
+ALL_HANDLERS: tuple[HandlerSet, ...] = (
+    provisioning.handlers,
+    availability.handlers,
+    authorization.handlers,
+    transactions.handlers,
+    metering.handlers,
+    reporting.handlers,
+)

@@ -53,8 +53,17 @@ def test_validators_are_compiled_at_registration() -> None:
     route.response.check({"currentTime": "2026-01-01T00:00:00.000Z"})
 
 
-def test_the_system_router_handles_the_foundation_actions() -> None:
+def test_the_system_router_handles_the_core_profile() -> None:
     router = build_router()
-    expected = {"BootNotification", "Heartbeat", "StatusNotification"}
-    assert router.handled(V16) == expected
-    assert router.handled(V201) == expected
+    both = {
+        "Authorize",
+        "BootNotification",
+        "DataTransfer",
+        "FirmwareStatusNotification",
+        "Heartbeat",
+        "MeterValues",
+        "SecurityEventNotification",
+        "StatusNotification",
+    }
+    assert router.handled(V16) == both | {"StartTransaction", "StopTransaction"}
+    assert router.handled(V201) == both | {"TransactionEvent", "NotifyEvent"}

@@ -1,0 +1,208 @@
+"""Transactions: 2.0.1 TransactionEvent, 1.6 StartTransaction / StopTransaction.
+
+Every event goes to the transaction history first; only an event the history
+did not have yet changes the shadow, so a redelivered message (SQS delivers at
+least once) changes nothing the second time, and gets the same answer.
+
+The shadow keeps the seed's three keys: ``activeTransaction`` (the last one
+started and not yet ended), ``lastCompletedTransaction`` and
+``lastTransactionEvent``. Each transaction object is written whole: keys it
+lacks are written as null, so nothing is left over from an earlier one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ocppj import OcppVersion
+
+from ..context import Context
+from ..ports import TransactionEvent
+from ..router import HandlerSet
+from .authorization import token_info
+
+__all__ = ["handlers"]
+
+handlers = HandlerSet()
+
+_FIELDS = (
+    "transactionId",
+    "evseId",
+    "connectorId",
+    "idToken",
+    "startTime",
+    "stopTime",
+    "status",
+    "chargingState",
+    "stoppedReason",
+    "remoteStartId",
+    "meterStart",
+    "meterStop",
+)
+
+
+def _transaction(**fields: Any) -> dict[str, Any]:
+    """A whole transaction object: every known key, null where absent."""
+    unknown = set(fields) - set(_FIELDS)
+    assert not unknown, unknown
+    return {name: fields.get(name) for name in _FIELDS}
+
+
+# -- 2.0.1 ---------------------------------------------------------------------
+
+
+@handlers.on("TransactionEvent", versions=[OcppVersion.V201])
+async def transaction_event(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
+    info = request["transactionInfo"]
+    transaction_id = info["transactionId"]
+    kind = request["eventType"]
+    response: dict[str, Any] = {}
+    token = request.get("idToken", {}).get("idToken")
+    if token is not None:
+        response["idTokenInfo"] = await token_info(ctx, token)
+
+    event = TransactionEvent(
+        ctx.charge_point_id,
+        transaction_id,
+        event_key=f"seq:{request['seqNo']}",
+        event_type=kind,
+        timestamp=request["timestamp"],
+        data=request,
+    )
+    if not await ctx.transactions.append(event):
+        return response
+
+    last_event = {
+        "eventType": kind,
+        "timestamp": request["timestamp"],
+        "transactionId": transaction_id,
+        "seqNo": request["seqNo"],
+        "triggerReason": request["triggerReason"],
+    }
+    evse = request.get("evse", {})
+    if kind == "Started":
+        active = _transaction(
+            transactionId=transaction_id,
+            evseId=evse.get("id"),
+            connectorId=evse.get("connectorId"),
+            idToken=token,
+            startTime=request["timestamp"],
+            status="Started",
+            chargingState=info.get("chargingState"),
+            remoteStartId=info.get("remoteStartId"),
+        )
+        await ctx.report({"activeTransaction": active, "lastTransactionEvent": last_event})
+    elif kind == "Updated":
+        update: dict[str, Any] = {"lastTransactionEvent": last_event}
+        if await _active_id(ctx) == transaction_id and "chargingState" in info:
+            update["activeTransaction"] = {"chargingState": info["chargingState"]}
+        await ctx.report(update)
+    else:
+        ended = {
+            "transactionId": transaction_id,
+            "evseId": evse.get("id"),
+            "connectorId": evse.get("connectorId"),
+            "idToken": token,
+            "stopTime": request["timestamp"],
+            "stoppedReason": info.get("stoppedReason"),
+            "chargingState": info.get("chargingState"),
+        }
+        await _complete(ctx, transaction_id, ended, last_event)
+    return response
+
+
+# -- 1.6 -----------------------------------------------------------------------
+
+
+@handlers.on("StartTransaction", versions=[OcppVersion.V16])
+async def start_transaction(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
+    id_tag = request["idTag"]
+    # What identifies one start of one charger: a redelivered message has the
+    # same, a new transaction on the same connector has a new timestamp.
+    start_key = "|".join(
+        str(request[k]) for k in ("connectorId", "timestamp", "meterStart", "idTag")
+    )
+    transaction_id, _ = await ctx.transactions.allocate_id(ctx.charge_point_id, start_key)
+    response = {"transactionId": transaction_id, "idTagInfo": await token_info(ctx, id_tag)}
+    event = TransactionEvent(
+        ctx.charge_point_id, str(transaction_id), "start", "Started", request["timestamp"], request
+    )
+    # Decided by the history, not by allocate_id: a start whose id was
+    # allocated but whose event was never recorded (a crash between the two)
+    # is completed by the redelivery.
+    if await ctx.transactions.append(event):
+        active = _transaction(
+            transactionId=transaction_id,
+            connectorId=request["connectorId"],
+            idToken=id_tag,
+            startTime=request["timestamp"],
+            status="Started",
+            meterStart=request["meterStart"],
+        )
+        last_event = {
+            "eventType": "Started",
+            "timestamp": request["timestamp"],
+            "transactionId": transaction_id,
+        }
+        await ctx.report({"activeTransaction": active, "lastTransactionEvent": last_event})
+    return response
+
+
+@handlers.on("StopTransaction", versions=[OcppVersion.V16])
+async def stop_transaction(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
+    transaction_id = request["transactionId"]
+    response: dict[str, Any] = {}
+    if "idTag" in request:
+        response["idTagInfo"] = await token_info(ctx, request["idTag"])
+    event = TransactionEvent(
+        ctx.charge_point_id, str(transaction_id), "stop", "Ended", request["timestamp"], request
+    )
+    if await ctx.transactions.append(event):
+        ended = {
+            "transactionId": transaction_id,
+            "stopTime": request["timestamp"],
+            "stoppedReason": request.get("reason", "Local"),
+            "meterStop": request["meterStop"],
+        }
+        last_event = {
+            "eventType": "Ended",
+            "timestamp": request["timestamp"],
+            "transactionId": transaction_id,
+        }
+        await _complete(ctx, transaction_id, ended, last_event)
+    return response
+
+
+# -- shared --------------------------------------------------------------------
+
+
+async def _active(ctx: Context) -> dict[str, Any]:
+    shadow = await ctx.shadows.get(ctx.charge_point_id) or {}
+    active: dict[str, Any] = (
+        shadow.get("state", {}).get("reported", {}).get("activeTransaction", {})
+    )
+    return active
+
+
+async def _active_id(ctx: Context) -> Any:
+    return (await _active(ctx)).get("transactionId")
+
+
+async def _complete(
+    ctx: Context, transaction_id: Any, ended: dict[str, Any], last_event: dict[str, Any]
+) -> None:
+    """Move the transaction to ``lastCompletedTransaction``; clear it from
+    ``activeTransaction`` only if it is the one there (another EVSE's
+    transaction may have started since)."""
+    active = await _active(ctx)
+    is_active = active.get("transactionId") == transaction_id
+    known = {k: v for k, v in (active if is_active else {}).items() if v is not None}
+    completed = _transaction(**{**known, **{k: v for k, v in ended.items() if v is not None}})
+    completed["status"] = "Ended"
+    update: dict[str, Any] = {
+        "lastCompletedTransaction": completed,
+        "lastTransactionEvent": last_event,
+    }
+    if is_active:
+        update["activeTransaction"] = None
+    await ctx.report(update)
