@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -20,6 +21,7 @@ from ocppj import InvalidIdentity
 from processor.adapters import Database, SqliteRegistry, SqliteShadowStore
 from processor.clock import SystemClock
 
+from . import remote
 from .embedded import run_embedded
 from .logs import configure_logging
 from .settings import ENVIRONMENT, DevSettings, SettingsError
@@ -37,7 +39,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         settings = DevSettings.from_env(os.environ if environ is None else environ)
     except SettingsError as exc:
         parser.error(str(exc))
-    if args.data_dir is not None:
+    if getattr(args, "data_dir", None) is not None:
         settings = replace(settings, data_dir=args.data_dir)
     try:
         return int(args.command(args, settings))
@@ -94,7 +96,40 @@ def _parser() -> argparse.ArgumentParser:
     )
     shadow.add_argument("id", metavar="ID", help="charge point identity")
     shadow.set_defaults(command=_shadow)
+
+    api = argparse.ArgumentParser(add_help=False)
+    api.add_argument(
+        "--api",
+        metavar="URL",
+        help="management API of the running system "
+        "(default from OCPP_MANAGEMENT_HOST/PORT: http://127.0.0.1:8081)",
+    )
+    start = commands.add_parser(
+        "remote-start", parents=[api], help="ask a charger to start a transaction"
+    )
+    start.add_argument("id", metavar="ID", help="charge point identity")
+    start.add_argument("--id-tag", required=True, help="id token to start the transaction for")
+    start.add_argument(
+        "--evse", type=_non_negative, help="connector (1.6) or EVSE (2.0.1) to start on"
+    )
+    start.set_defaults(command=_remote_start)
+    stop = commands.add_parser(
+        "remote-stop", parents=[api], help="ask a charger to stop a transaction"
+    )
+    stop.add_argument("id", metavar="ID", help="charge point identity")
+    stop.add_argument("--transaction-id", required=True, help="the transaction to stop")
+    stop.set_defaults(command=_remote_stop)
     return parser
+
+
+def _non_negative(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"{number} is negative")
+    return number
 
 
 def _port(text: str) -> int:
@@ -191,6 +226,21 @@ def _shadow(args: argparse.Namespace, settings: DevSettings) -> int:
         return 1
     print(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
     return 0
+
+
+def _remote_start(args: argparse.Namespace, settings: DevSettings) -> int:
+    body: dict[str, Any] = {"chargePointId": args.id, "idTag": args.id_tag}
+    if args.evse is not None:
+        body["connectorId"] = args.evse
+    return remote.command(args.api or settings.management_url, "/remote-start", body)
+
+
+def _remote_stop(args: argparse.Namespace, settings: DevSettings) -> int:
+    text = args.transaction_id
+    # 1.6 ids are integers, 2.0.1 ids strings; the API converts as the charger needs.
+    transaction_id: int | str = int(text) if text.isdigit() else text
+    body = {"chargePointId": args.id, "transactionId": transaction_id}
+    return remote.command(args.api or settings.management_url, "/remote-stop", body)
 
 
 @contextlib.contextmanager

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+import websockets
 
-from ocppgw import EmbeddedSystem
+from ocppgw import EmbeddedSystem, SettingsError, run_embedded
 
-from .conftest import BOOT_V16, BOOT_V201
+from .conftest import _EPOCH, BOOT_V16, BOOT_V201, Charger, dev_settings
 
 
 def assert_recent_utc(timestamp: str) -> None:
@@ -150,3 +152,87 @@ async def test_answers_from_a_charger_get_no_reply(connect: Any) -> None:
         # The next thing to arrive is the heartbeat's answer, nothing before it.
         heartbeat = await charger.call("Heartbeat", {})
         assert heartbeat[0] == 3
+
+
+async def test_an_id_token_list_answers_each_status(tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens.json"
+    tokens.write_bytes(orjson.dumps({"GOOD": "Accepted", "STOLEN": "Blocked"}))
+    settings = dev_settings(tmp_path / "state", OCPP_ID_TOKENS=str(tokens))
+    async with run_embedded(settings) as system:
+        system.registry.add(["CP001"], _EPOCH)
+        address = f"ws://127.0.0.1:{system.port}/CP001"
+        async with websockets.connect(address, subprotocols=["ocpp1.6"]) as ws:  # type: ignore[list-item]
+            charger = Charger(ws)
+            for tag, status in [("GOOD", "Accepted"), ("STOLEN", "Blocked"), ("WHO", "Invalid")]:
+                answer = await charger.call("Authorize", {"idTag": tag})
+                assert answer[2] == {"idTagInfo": {"status": status}}
+
+
+async def test_a_broken_id_token_list_stops_start_up(tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens.json"
+    tokens.write_bytes(orjson.dumps({"GOOD": "Fine"}))
+    settings = dev_settings(tmp_path / "state", OCPP_ID_TOKENS=str(tokens))
+    with pytest.raises(SettingsError, match=r"OCPP_ID_TOKENS: .*'GOOD' has status 'Fine'"):
+        async with run_embedded(settings):
+            pass
+
+
+async def test_a_v16_transaction_end_to_end(connect: Any, system: EmbeddedSystem) -> None:
+    start = {
+        "connectorId": 1,
+        "idTag": "user-123",
+        "meterStart": 1000,
+        "timestamp": "2026-01-01T10:00:00Z",
+    }
+    async with connect("/CP002", "ocpp1.6") as charger:
+        started = await charger.call("StartTransaction", start)
+        transaction_id = started[2]["transactionId"]
+        assert isinstance(transaction_id, int)
+        assert started[2]["idTagInfo"] == {"status": "Accepted"}
+        # A redelivered start gets the same id.
+        assert (await charger.call("StartTransaction", start))[2]["transactionId"] == transaction_id
+        reported = (await system.shadows.get("CP002") or {})["state"]["reported"]
+        assert reported["activeTransaction"]["transactionId"] == transaction_id
+        stop = {
+            "transactionId": transaction_id,
+            "meterStop": 5000,
+            "timestamp": "2026-01-01T11:00:00Z",
+        }
+        assert (await charger.call("StopTransaction", stop))[2] == {}
+    reported = (await system.shadows.get("CP002") or {})["state"]["reported"]
+    assert "activeTransaction" not in reported
+    completed = reported["lastCompletedTransaction"]
+    assert (completed["transactionId"], completed["meterStop"], completed["status"]) == (
+        transaction_id,
+        5000,
+        "Ended",
+    )
+    history = await system.services.transactions.events("CP002", str(transaction_id))
+    assert [event.event_type for event in history] == ["Started", "Ended"]
+
+
+async def test_a_v201_transaction_end_to_end(connect: Any, system: EmbeddedSystem) -> None:
+    def event(kind: str, seq: int, **extra: Any) -> dict[str, Any]:
+        return {
+            "eventType": kind,
+            "timestamp": f"2026-01-01T10:0{seq}:00Z",
+            "triggerReason": "Authorized" if kind == "Started" else "StopAuthorized",
+            "seqNo": seq,
+            "transactionInfo": {"transactionId": "tx-9", **extra},
+            "evse": {"id": 1, "connectorId": 1},
+        }
+
+    async with connect("/CP001", "ocpp2.0.1") as charger:
+        started = await charger.call(
+            "TransactionEvent",
+            {**event("Started", 0), "idToken": {"idToken": "u", "type": "ISO14443"}},
+        )
+        assert started[2] == {"idTokenInfo": {"status": "Accepted"}}
+        reported = (await system.shadows.get("CP001") or {})["state"]["reported"]
+        assert reported["activeTransaction"]["transactionId"] == "tx-9"
+        ended = await charger.call("TransactionEvent", event("Ended", 1, stoppedReason="Local"))
+        assert ended[2] == {}
+    reported = (await system.shadows.get("CP001") or {})["state"]["reported"]
+    assert "activeTransaction" not in reported
+    assert reported["lastCompletedTransaction"]["stoppedReason"] == "Local"
+    assert reported["lastTransactionEvent"]["eventType"] == "Ended"

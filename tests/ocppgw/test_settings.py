@@ -17,6 +17,10 @@ def test_defaults_follow_the_seed() -> None:
     assert settings.processor.heartbeat_interval == 300
     assert settings.data_dir == Path(".ocppgw")
     assert settings.log_level == "INFO"
+    assert settings.processor.call_timeout == 30
+    assert (settings.management_host, settings.management_port) == ("127.0.0.1", 8081)
+    assert settings.management_url == "http://127.0.0.1:8081"
+    assert settings.id_tokens_file is None
 
 
 def test_environment_overrides_every_default() -> None:
@@ -30,6 +34,10 @@ def test_environment_overrides_every_default() -> None:
             "OCPP_HEARTBEAT_INTERVAL": "60",
             "OCPP_DATA_DIR": "/var/lib/ocppgw",
             "OCPP_LOG_LEVEL": "debug",
+            "OCPP_CALL_TIMEOUT": "2.5",
+            "OCPP_MANAGEMENT_HOST": "0.0.0.0",
+            "OCPP_MANAGEMENT_PORT": "9001",
+            "OCPP_ID_TOKENS": "/etc/ocppgw/tokens.json",
         }
     )
     assert settings.gateway.host == "0.0.0.0"
@@ -40,6 +48,11 @@ def test_environment_overrides_every_default() -> None:
     assert settings.processor.heartbeat_interval == 60
     assert settings.data_dir == Path("/var/lib/ocppgw")
     assert settings.log_level == "DEBUG"
+    assert settings.processor.call_timeout == 2.5
+    assert settings.management_port == 9001
+    # Listening on every interface, the CLI still talks to loopback.
+    assert settings.management_url == "http://127.0.0.1:9001"
+    assert settings.id_tokens_file == Path("/etc/ocppgw/tokens.json")
 
 
 @pytest.mark.parametrize(
@@ -56,6 +69,9 @@ def test_environment_overrides_every_default() -> None:
         ({"OCPP_HEARTBEAT_INTERVAL": "0"}, "OCPP_HEARTBEAT_INTERVAL: must be a positive"),
         ({"OCPP_MAX_MESSAGE_SIZE": "10"}, "OCPP_MAX_MESSAGE_SIZE: must be at least 1024"),
         ({"OCPP_LOG_LEVEL": "loud"}, "OCPP_LOG_LEVEL: 'LOUD' is not one of"),
+        ({"OCPP_CALL_TIMEOUT": "soon"}, "OCPP_CALL_TIMEOUT: 'soon' is not a number"),
+        ({"OCPP_CALL_TIMEOUT": "0"}, "OCPP_CALL_TIMEOUT: must be a positive"),
+        ({"OCPP_MANAGEMENT_PORT": "-1"}, "OCPP_MANAGEMENT_PORT: -1 is not a TCP port"),
     ],
 )
 def test_bad_values_name_the_variable(environ: dict[str, str], message: str) -> None:
