@@ -33,6 +33,21 @@ from .framing import (
     parse,
 )
 from .identity import MAX_IDENTITY, InvalidIdentity, check_identity, identity_from_path
+from .topics import (
+    DEFAULT_PREFIX,
+    MAX_TOPIC_BYTES,
+    decode_segment,
+    downlink_subscription,
+    downlink_topic,
+    encode_segment,
+    parse_downlink,
+    parse_presence,
+    parse_uplink,
+    presence_subscription,
+    presence_topic,
+    uplink_subscription,
+    uplink_topic,
+)
 from .versions import SUBPROTOCOLS, OcppVersion, version_for
 
 __all__ = [
@@ -67,4 +82,17 @@ __all__ = [
     "identity_from_path",
     "parse",
     "version_for",
+    "DEFAULT_PREFIX",
+    "MAX_TOPIC_BYTES",
+    "decode_segment",
+    "downlink_subscription",
+    "downlink_topic",
+    "encode_segment",
+    "parse_downlink",
+    "parse_presence",
+    "parse_uplink",
+    "presence_subscription",
+    "presence_topic",
+    "uplink_subscription",
+    "uplink_topic",
 ]

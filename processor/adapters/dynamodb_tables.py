@@ -1,0 +1,56 @@
+"""The DynamoDB tables of the AWS deployment, as code.
+
+Tests create them in moto with ``create_tables``, and the Pulumi program is to
+declare the same key schemas; the layouts are documented in
+``dynamodb_registry`` and ``dynamodb_transactions``. Both tables bill per
+request: charger traffic is bursty (reconnect storms, morning peaks) and
+provisioned capacity would have to be sized for the burst.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+__all__ = ["charge_point_table_spec", "create_tables", "transaction_table_spec"]
+
+log = logging.getLogger(__name__)
+
+
+def charge_point_table_spec(name: str) -> dict[str, Any]:
+    """``CreateTable`` arguments of the seed's ``ChargePointTable``."""
+    return {
+        "TableName": name,
+        "AttributeDefinitions": [{"AttributeName": "chargePointId", "AttributeType": "S"}],
+        "KeySchema": [{"AttributeName": "chargePointId", "KeyType": "HASH"}],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+
+
+def transaction_table_spec(name: str) -> dict[str, Any]:
+    """``CreateTable`` arguments of the transaction table."""
+    return {
+        "TableName": name,
+        "AttributeDefinitions": [
+            {"AttributeName": "transactionKey", "AttributeType": "S"},
+            {"AttributeName": "eventKey", "AttributeType": "S"},
+        ],
+        "KeySchema": [
+            {"AttributeName": "transactionKey", "KeyType": "HASH"},
+            {"AttributeName": "eventKey", "KeyType": "RANGE"},
+        ],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+
+
+def create_tables(client: Any, charge_point_table: str, transaction_table: str) -> None:
+    """Create both tables with a low-level ``dynamodb`` client and wait until they are active."""
+    for spec in (
+        charge_point_table_spec(charge_point_table),
+        transaction_table_spec(transaction_table),
+    ):
+        client.create_table(**spec)
+        client.get_waiter("table_exists").wait(
+            TableName=spec["TableName"], WaiterConfig={"Delay": 1, "MaxAttempts": 60}
+        )
+        log.info("table created", extra={"table": spec["TableName"]})

@@ -1,0 +1,104 @@
+"""Device shadows in AWS IoT Core (classic, unnamed shadows).
+
+IoT Core applies the update rules itself (deep merge, ``null`` deletes,
+``version`` + 1), so this adapter only moves JSON. The core names shadows by
+charge point identity; IoT thing names cannot hold every identity, so each is
+mapped with ``thing_name`` (``RDAM 123`` -> ``RDAM:20123``).
+
+``get`` returns ``{"state": {"reported"?, "desired"?}, "version", "timestamp"}``:
+the document the SQLite store keeps. IoT's ``metadata`` (a timestamp per
+leaf, as big as the state itself) and ``state.delta`` (derived from desired
+and reported) are dropped, so the core sees one document shape whichever
+store runs, and nothing in the core reads them.
+
+boto3 blocks, so every call runs on an executor (the loop's default thread
+pool unless one is given): the event loop never waits on the network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import Executor
+from typing import Any
+
+import orjson
+from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
+
+from .thing_names import thing_name
+
+__all__ = ["IotShadowStore", "ShadowStoreError"]
+
+log = logging.getLogger(__name__)
+
+_KEPT_SECTIONS = ("reported", "desired")
+
+
+class ShadowStoreError(Exception):
+    """IoT Core did not read or write a shadow; the message names the thing."""
+
+
+class IotShadowStore:
+    """A ``ShadowStore`` over a boto3 ``iot-data`` client."""
+
+    def __init__(self, client: Any, executor: Executor | None = None) -> None:
+        self._client = client
+        self._executor = executor
+
+    async def get(self, thing: str) -> dict[str, Any] | None:
+        """The shadow of charge point ``thing``, or None if it has none."""
+        name = thing_name(thing)
+        payload = await self._run(thing, name, "read", self._read, name)
+        if payload is None:
+            return None
+        document = orjson.loads(payload)
+        state = document.get("state") or {}
+        return {
+            "state": {key: state[key] for key in _KEPT_SECTIONS if key in state},
+            "version": document["version"],
+            "timestamp": document["timestamp"],
+        }
+
+    async def update(self, thing: str, state: dict[str, Any]) -> None:
+        """Merge ``state`` into the shadow of charge point ``thing``."""
+        name = thing_name(thing)
+        await self._run(thing, name, "update", self._write, name, orjson.dumps({"state": state}))
+
+    def _write(self, name: str, payload: bytes) -> None:
+        response = self._client.update_thing_shadow(thingName=name, payload=payload)
+        # The answer echoes the update; reading it returns the connection to the pool.
+        response["payload"].read()
+
+    def _read(self, name: str) -> bytes | None:
+        try:
+            response = self._client.get_thing_shadow(thingName=name)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+                return None
+            raise
+        body: bytes = response["payload"].read()
+        return body
+
+    async def _run(
+        self, thing: str, name: str, what: str, call: Callable[..., Any], *args: Any
+    ) -> Any:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, call, *args)
+        except (ClientError, BotoCoreError) as exc:
+            code = _error_code(exc)
+            log.warning(
+                "shadow %s failed",
+                what,
+                extra={"chargePointId": thing, "thingName": name, "error": code},
+            )
+            raise ShadowStoreError(
+                f"could not {what} the shadow of thing {name!r}: {code}"
+            ) from exc
+
+
+def _error_code(exc: Exception) -> str:
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code", "ClientError"))
+    return type(exc).__name__

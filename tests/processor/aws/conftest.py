@@ -1,0 +1,89 @@
+"""AWS stand-ins for the AWS adapters' tests: moto in server mode on loopback.
+
+One ``ThreadedMotoServer`` serves the whole session on a free 127.0.0.1
+port; real boto3 clients talk HTTP to it with dummy credentials given to the
+client constructors (the process environment is left alone). The server
+keeps its state for the session, so every test uses names of its own (tables,
+charge points, topic prefixes) rather than resetting a shared server.
+"""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+from moto.server import ThreadedMotoServer
+
+from processor.adapters.dynamodb_tables import create_tables
+
+REGION = "eu-west-1"
+#: moto's account when the access key is not one it knows.
+ACCOUNT = "123456789012"
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+def make_client(service: str, endpoint: str, **config: Any) -> Any:
+    """A real boto3 client for ``service`` at ``endpoint``, with dummy keys."""
+    return boto3.session.Session().client(
+        service,
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        # Room for 50 concurrent calls without urllib3 discarding connections.
+        config=Config(max_pool_connections=64, **config),
+    )
+
+
+@pytest.fixture(scope="session")
+def dynamodb(moto_endpoint: str) -> Any:
+    return make_client("dynamodb", moto_endpoint)
+
+
+@pytest.fixture(scope="session")
+def iot_data(moto_endpoint: str) -> Any:
+    return make_client("iot-data", moto_endpoint)
+
+
+@pytest.fixture(scope="session")
+def iot(moto_endpoint: str) -> Any:
+    """The IoT control plane: moto wants a thing in the registry before its shadow."""
+    return make_client("iot", moto_endpoint)
+
+
+@pytest.fixture
+def unique() -> str:
+    """A short name no other test of the session uses."""
+    return "t" + uuid.uuid4().hex[:12]
+
+
+@pytest.fixture
+def tables(dynamodb: Any, unique: str) -> tuple[str, str]:
+    """(charge point table, transaction table), fresh for the test."""
+    names = (f"ChargePointTable-{unique}", f"TransactionTable-{unique}")
+    create_tables(dynamodb, *names)
+    return names
+
+
+@pytest.fixture
+def dead_endpoint() -> str:
+    """A loopback address where nothing listens: connections are refused at once."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
