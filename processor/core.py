@@ -40,12 +40,24 @@ AnswerListener = Callable[[CommandAnswer], None]
 
 
 class Processor:
+    """``raise_failures`` decides what a failure that is not the charger's fault
+    (a store that cannot be reached, a bug) does to a CALL: answered with
+    ``InternalError`` (False: a live connection waits for an answer), or
+    raised to the caller (True: an at-least-once queue delivers the message
+    again, and idempotent handlers make the retry safe)."""
+
     def __init__(
-        self, router: Router, services: Services, on_answer: AnswerListener | None = None
+        self,
+        router: Router,
+        services: Services,
+        on_answer: AnswerListener | None = None,
+        *,
+        raise_failures: bool = False,
     ) -> None:
         self._router = router
         self._services = services
         self._on_answer = on_answer
+        self._raise_failures = raise_failures
         self._catalogs = {version: SchemaCatalog(version) for version in OcppVersion}
 
     async def handle(self, charge_point_id: str, subprotocol: str, frame: bytes) -> bytes | None:
@@ -89,6 +101,8 @@ class Processor:
             )
             return encode_error(error, call.message_id, version)
         except Exception:
+            if self._raise_failures:
+                raise
             log.exception(
                 "handler failed", extra={"chargePointId": charge_point_id, "action": call.action}
             )

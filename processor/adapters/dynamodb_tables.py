@@ -12,7 +12,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-__all__ = ["charge_point_table_spec", "create_tables", "transaction_table_spec"]
+__all__ = [
+    "charge_point_table_spec",
+    "create_tables",
+    "pending_call_table_spec",
+    "transaction_table_spec",
+]
 
 log = logging.getLogger(__name__)
 
@@ -43,14 +48,34 @@ def transaction_table_spec(name: str) -> dict[str, Any]:
     }
 
 
-def create_tables(client: Any, charge_point_table: str, transaction_table: str) -> None:
-    """Create both tables with a low-level ``dynamodb`` client and wait until they are active."""
-    for spec in (
-        charge_point_table_spec(charge_point_table),
-        transaction_table_spec(transaction_table),
-    ):
+def pending_call_table_spec(name: str) -> dict[str, Any]:
+    """``CreateTable`` arguments of the pending-call table (TTL on ``expiresAt``)."""
+    return {
+        "TableName": name,
+        "AttributeDefinitions": [{"AttributeName": "callKey", "AttributeType": "S"}],
+        "KeySchema": [{"AttributeName": "callKey", "KeyType": "HASH"}],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+
+
+def create_tables(
+    client: Any,
+    charge_point_table: str,
+    transaction_table: str,
+    pending_call_table: str | None = None,
+) -> None:
+    """Create the tables with a low-level ``dynamodb`` client and wait until they are active."""
+    specs = [charge_point_table_spec(charge_point_table), transaction_table_spec(transaction_table)]
+    if pending_call_table is not None:
+        specs.append(pending_call_table_spec(pending_call_table))
+    for spec in specs:
         client.create_table(**spec)
         client.get_waiter("table_exists").wait(
             TableName=spec["TableName"], WaiterConfig={"Delay": 1, "MaxAttempts": 60}
         )
         log.info("table created", extra={"table": spec["TableName"]})
+    if pending_call_table is not None:
+        client.update_time_to_live(
+            TableName=pending_call_table,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiresAt"},
+        )

@@ -44,7 +44,7 @@ from concurrent.futures import Executor
 from typing import Any, TypeVar
 
 import orjson
-from botocore.exceptions import ClientError  # type: ignore[import-untyped]
+from botocore.exceptions import ClientError
 
 from ocppj import check_identity
 

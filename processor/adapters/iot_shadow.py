@@ -24,7 +24,7 @@ from concurrent.futures import Executor
 from typing import Any
 
 import orjson
-from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
+from botocore.exceptions import BotoCoreError, ClientError
 
 from .thing_names import thing_name
 

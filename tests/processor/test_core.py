@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
+import pytest
+
 from ocppj import OcppVersion
-from processor import Context, HandlerSet, Processor, Router
+from processor import Context, HandlerSet, Processor, Router, build_router
 
 from .conftest import NOW, NOW_TEXT, Harness
 
@@ -62,3 +65,27 @@ async def test_an_answer_to_no_command_is_ignored(harness: Harness) -> None:
     assert await harness.send("ocpp2.0.1", [3, "nobody-asked", {"status": "Accepted"}]) is None
     assert harness.answers == []
     assert await harness.shadows.get("CP001") is None
+
+
+class BrokenShadows:
+    async def get(self, thing: str) -> dict[str, Any] | None:
+        raise ConnectionError("store unreachable")
+
+    async def update(self, thing: str, state: dict[str, Any]) -> None:
+        raise ConnectionError("store unreachable")
+
+
+async def test_a_failing_store_is_an_internal_error_or_raised_for_a_retry(
+    harness: Harness,
+) -> None:
+    services = replace(harness.services, shadows=BrokenShadows())
+    boot = [2, "b", "BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"}]
+    harness.processor = Processor(build_router(), services)
+    assert (await harness.send("ocpp1.6", boot))[:3] == [4, "b", "InternalError"]
+    harness.processor = Processor(build_router(), services, raise_failures=True)
+    with pytest.raises(ConnectionError):
+        await harness.send("ocpp1.6", boot)
+    # A charger's mistake is still answered, never raised.
+    assert (await harness.send("ocpp1.6", [2, "x", "Heartbeat", {"a": 1}]))[
+        2
+    ] == "FormationViolation"

@@ -1,0 +1,254 @@
+"""AWS Lambda entry points: the processor on SQS, and remote start / stop.
+
+* ``message_processor_handler``: SQS batches from the IoT rule
+  ``SELECT * AS message, topic(3) AS chargePointId, topic(4) AS protocol,
+  topic(5) AS route FROM 'ocpp/in/+/+/+'``. Each record's frame goes through
+  the same ``Processor`` as everywhere else; the answer is published to the
+  route the CALL came from. A record that fails for a passing reason (an AWS
+  call) is reported in ``batchItemFailures`` so that only it is redelivered;
+  a record that can never succeed (not the rule's shape) is logged and
+  dropped, since redelivering it would fail forever.
+* ``remote_start_handler`` / ``remote_stop_handler``: the seed's input
+  formats. They cannot wait for the charger's answer (it arrives through SQS,
+  at the message processor), so they answer ``202`` with the message id; the
+  answer lands in the shadow as ``lastCallResult``.
+
+Settings are read from the environment once per container, on first use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import orjson
+
+from ocppj import DEFAULT_PREFIX, decode_segment
+
+from . import build_router
+from .adapters.dynamodb_pending_calls import DynamoDbPendingCalls
+from .adapters.dynamodb_registry import DynamoDbRegistry
+from .adapters.dynamodb_transactions import DynamoDbTransactions
+from .adapters.iot_outbound import IotOutbound, publish_reply
+from .adapters.iot_shadow import IotShadowStore
+from .adapters.static_id_tokens import StaticIdTokens, load_id_tokens
+from .clock import SystemClock
+from .commands import Commands, InvalidCommand, RemoteStart, RemoteStop, SentCommand
+from .config import ProcessorConfig
+from .context import Services
+from .core import Processor
+from .ids import RandomIds
+from .ports import ChargePointOffline
+
+__all__ = [
+    "LambdaApp",
+    "LambdaSettings",
+    "message_processor_handler",
+    "remote_start_handler",
+    "remote_stop_handler",
+]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class LambdaSettings:
+    region: str
+    charge_point_table: str
+    transaction_table: str
+    pending_call_table: str
+    #: The account's IoT data endpoint (``xxxx-ats.iot.REGION.amazonaws.com``) or a URL.
+    iot_endpoint: str
+    processor: ProcessorConfig
+    topic_prefix: str = DEFAULT_PREFIX
+    id_tokens_file: Path | None = None
+    #: A local AWS stand-in for DynamoDB (tests, local runs); None in AWS.
+    endpoint_url: str | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> LambdaSettings:
+        def required(name: str) -> str:
+            value = environ.get(name, "").strip()
+            if not value:
+                raise ValueError(f"{name}: must be set")
+            return value
+
+        def number(name: str, default: str) -> float:
+            text = environ.get(name, default)
+            try:
+                return float(text)
+            except ValueError:
+                raise ValueError(f"{name}: {text!r} is not a number") from None
+
+        id_tokens = environ.get("OCPP_ID_TOKENS", "").strip()
+        return cls(
+            region=required("AWS_REGION"),
+            charge_point_table=required("DYNAMODB_CHARGE_POINT_TABLE"),
+            transaction_table=required("DYNAMODB_TRANSACTION_TABLE"),
+            pending_call_table=required("DYNAMODB_PENDING_CALL_TABLE"),
+            iot_endpoint=required("IOT_ENDPOINT"),
+            processor=ProcessorConfig(
+                heartbeat_interval=int(number("OCPP_HEARTBEAT_INTERVAL", "300")),
+                call_timeout=number("OCPP_CALL_TIMEOUT", "30"),
+            ),
+            topic_prefix=environ.get("OCPP_TOPIC_PREFIX", DEFAULT_PREFIX),
+            id_tokens_file=Path(id_tokens) if id_tokens else None,
+            endpoint_url=environ.get("AWS_ENDPOINT_URL") or None,
+        )
+
+    @property
+    def iot_endpoint_url(self) -> str:
+        if "://" in self.iot_endpoint:
+            return self.iot_endpoint
+        return f"https://{self.iot_endpoint}"
+
+
+class LambdaApp:
+    """One container's processor: clients, adapters and an event loop, built once."""
+
+    def __init__(self, settings: LambdaSettings, session: Any = None) -> None:
+        session = session or boto3.session.Session()
+        dynamodb = session.client(
+            "dynamodb", region_name=settings.region, endpoint_url=settings.endpoint_url
+        )
+        self._iot_data = session.client(
+            "iot-data", region_name=settings.region, endpoint_url=settings.iot_endpoint_url
+        )
+        self._prefix = settings.topic_prefix
+        clock = SystemClock()
+        shadows = IotShadowStore(self._iot_data)
+        statuses = (
+            None if settings.id_tokens_file is None else load_id_tokens(settings.id_tokens_file)
+        )
+        self.services = Services(
+            config=settings.processor,
+            shadows=shadows,
+            clock=clock,
+            ids=RandomIds(),
+            id_tokens=StaticIdTokens(statuses),
+            transactions=DynamoDbTransactions(dynamodb, settings.transaction_table),
+            pending=DynamoDbPendingCalls(dynamodb, settings.pending_call_table),
+            outbound=IotOutbound(self._iot_data, shadows, settings.topic_prefix),
+        )
+        self.registry = DynamoDbRegistry(dynamodb, settings.charge_point_table)
+        # A store that fails sends the record back to SQS rather than an
+        # InternalError to the charger: the retry can still succeed.
+        self._processor = Processor(build_router(), self.services, raise_failures=True)
+        self._commands = Commands(self.services)
+        # One loop for the container's life: warm invocations reuse it.
+        self._loop = asyncio.new_event_loop()
+
+    def close(self) -> None:
+        """Release the event loop (tests; a Lambda container simply ends)."""
+        self._loop.close()
+
+    # -- SQS ------------------------------------------------------------------
+
+    def process_messages(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        return self._loop.run_until_complete(self._process_messages(event))
+
+    async def _process_messages(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        records = event.get("Records", [])
+        outcomes = await asyncio.gather(*(self._record(record) for record in records))
+        failures = [
+            {"itemIdentifier": record.get("messageId", "")}
+            for record, ok in zip(records, outcomes, strict=True)
+            if not ok
+        ]
+        return {"batchItemFailures": failures}
+
+    async def _record(self, record: Mapping[str, Any]) -> bool:
+        """Process one SQS record; False asks SQS to deliver it again."""
+        try:
+            charge_point_id, protocol, route, frame = _frame_of(record)
+        except (KeyError, TypeError, ValueError, orjson.JSONDecodeError) as exc:
+            log.error(
+                "record dropped: not the IoT rule's shape",
+                extra={"messageId": record.get("messageId"), "reason": str(exc)},
+            )
+            return True
+        try:
+            answer = await self._processor.handle(charge_point_id, protocol, frame)
+            if answer is not None:
+                await publish_reply(self._iot_data, self._prefix, route, charge_point_id, answer)
+        except Exception:
+            log.exception(
+                "record failed; SQS will deliver it again",
+                extra={"messageId": record.get("messageId"), "chargePointId": charge_point_id},
+            )
+            return False
+        return True
+
+    # -- remote commands --------------------------------------------------------
+
+    def remote_start(self, event: Any) -> dict[str, Any]:
+        return self._loop.run_until_complete(self._command(event, RemoteStart.from_input))
+
+    def remote_stop(self, event: Any) -> dict[str, Any]:
+        return self._loop.run_until_complete(self._command(event, RemoteStop.from_input))
+
+    async def _command(self, event: Any, parse: Any) -> dict[str, Any]:
+        try:
+            command = parse(event)
+        except InvalidCommand as exc:
+            return {"statusCode": 400, "error": str(exc), "field": exc.field}
+        if not await self.registry.is_registered(command.charge_point_id):
+            error = f"chargePointId: {command.charge_point_id} is not registered"
+            return {"statusCode": 404, "error": error, "field": "chargePointId"}
+        try:
+            if isinstance(command, RemoteStart):
+                sent: SentCommand = await self._commands.remote_start(command)
+            else:
+                sent = await self._commands.remote_stop(command)
+        except InvalidCommand as exc:
+            return {"statusCode": 400, "error": str(exc), "field": exc.field}
+        except ChargePointOffline as exc:
+            return {"statusCode": 409, "outcome": "offline", "error": str(exc)}
+        return {
+            "statusCode": 202,
+            "outcome": "sent",
+            "chargePointId": sent.charge_point_id,
+            "messageId": sent.message_id,
+            "action": sent.action,
+            "request": sent.payload,
+        }
+
+
+def _frame_of(record: Mapping[str, Any]) -> tuple[str, str, str, bytes]:
+    """(charge point, protocol, route, frame) from an SQS record of the IoT rule."""
+    body = orjson.loads(record["body"])
+    charge_point_id = decode_segment(body["chargePointId"])
+    protocol, route = body["protocol"], body["route"]
+    if not isinstance(protocol, str) or not isinstance(route, str):
+        raise TypeError("protocol and route must be strings")
+    # The rule re-serialises the frame; the processor parses it as JSON again.
+    return charge_point_id, protocol, route, orjson.dumps(body["message"])
+
+
+_app: LambdaApp | None = None
+
+
+def _application() -> LambdaApp:
+    global _app  # noqa: PLW0603 - one app per Lambda container, built on first use
+    if _app is None:
+        logging.getLogger().setLevel(os.environ.get("OCPP_LOG_LEVEL", "INFO"))
+        _app = LambdaApp(LambdaSettings.from_env(os.environ))
+    return _app
+
+
+def message_processor_handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+    return _application().process_messages(event)
+
+
+def remote_start_handler(event: Any, context: Any) -> dict[str, Any]:
+    return _application().remote_start(event)
+
+
+def remote_stop_handler(event: Any, context: Any) -> dict[str, Any]:
+    return _application().remote_stop(event)
