@@ -40,6 +40,17 @@ __all__ = [
 _TRANSACTION_DATA = ("chargingProfile",)
 
 
+#: The input field behind each top-level key of a command's payload.
+_INPUT_FIELD = {
+    "idToken": "idTag",
+    "idTag": "idTag",
+    "evseId": "connectorId",
+    "connectorId": "connectorId",
+    "chargingProfile": "transactionData.chargingProfile",
+    "transactionId": "transactionId",
+}
+
+
 class InvalidCommand(ValueError):
     """The command's input is wrong; ``field`` names what, the message says how."""
 
@@ -60,8 +71,9 @@ class RemoteStart:
         """From the seed's format; ``InvalidCommand`` names the first bad field."""
         fields = _object(data)
         connector = fields.get("connectorId")
-        if connector is not None and (type(connector) is not int or connector < 0):
-            raise InvalidCommand("connectorId", "must be a non-negative integer")
+        # OCPP: RequestStartTransaction.evseId and RemoteStartTransaction.connectorId > 0.
+        if connector is not None and (type(connector) is not int or connector <= 0):
+            raise InvalidCommand("connectorId", "must be a positive integer")
         transaction_data = fields.get("transactionData")
         if transaction_data is not None and not isinstance(transaction_data, dict):
             raise InvalidCommand("transactionData", "must be an object")
@@ -166,10 +178,12 @@ class Commands:
             return await self._send(
                 command.charge_point_id, version, "RequestStopTransaction", payload
             )
-        try:
-            transaction_id = int(command.transaction_id)
-        except ValueError:
-            raise InvalidCommand("transactionId", "OCPP 1.6 transaction ids are integers") from None
+        transaction_id = command.transaction_id
+        if isinstance(transaction_id, str):
+            # Digits only: int() would also take " 42" and "4_2".
+            if not (transaction_id.isascii() and transaction_id.isdigit()):
+                raise InvalidCommand("transactionId", "OCPP 1.6 transaction ids are integers")
+            transaction_id = int(transaction_id)
         payload = {"transactionId": transaction_id}
         return await self._send(command.charge_point_id, version, "RemoteStopTransaction", payload)
 
@@ -186,9 +200,9 @@ class Commands:
             self._catalogs[version].request(action, ours=True).check(payload)
         except OcppError as error:
             # Only the caller's values can break it (idTag length, a profile).
-            raise InvalidCommand(
-                "body", f"gives an invalid {action}: {error.description}"
-            ) from None
+            path = str(error.details.get("path", ""))
+            field = _INPUT_FIELD.get(path.split("/", maxsplit=1)[0], "body")
+            raise InvalidCommand(field, f"gives an invalid {action}: {error.description}") from None
         services = self._services
         message_id = services.ids.message_id()
         expires_at = services.clock.now().timestamp() + services.config.call_timeout

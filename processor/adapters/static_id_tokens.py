@@ -14,15 +14,21 @@ STATUSES = ("Accepted", "Blocked", "Expired", "Invalid")
 
 class StaticIdTokens:
     """``None`` accepts every token (the default); a mapping answers from the
-    list, and a token not on it is ``Invalid``."""
+    list, and a token not on it is ``Invalid``. Tokens compare without regard
+    to case, as OCPP says (1.6 idTag is a CiString; 2.0.1: "IdToken is case
+    insensitive")."""
 
     def __init__(self, statuses: Mapping[str, str] | None = None) -> None:
-        self._statuses = None if statuses is None else dict(statuses)
+        self._statuses = (
+            None
+            if statuses is None
+            else {token.casefold(): status for token, status in statuses.items()}
+        )
 
     async def status(self, id_token: str) -> str:
         if self._statuses is None:
             return "Accepted"
-        return self._statuses.get(id_token, "Invalid")
+        return self._statuses.get(id_token.casefold(), "Invalid")
 
 
 def load_id_tokens(path: Path) -> dict[str, str]:

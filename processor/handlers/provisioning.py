@@ -24,29 +24,29 @@ handlers = HandlerSet()
 async def boot_notification_v201(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
     station = request["chargingStation"]
     modem = station.get("modem") or {}
-    description = {
-        "model": station["model"],
-        "vendorName": station["vendorName"],
-        "serialNumber": station.get("serialNumber"),
-        "firmwareVersion": station.get("firmwareVersion"),
-        "modem": _object_or_null(iccid=modem.get("iccid"), imsi=modem.get("imsi")),
-    }
+    description = _description(
+        model=station["model"],
+        vendorName=station["vendorName"],
+        serialNumber=station.get("serialNumber"),
+        firmwareVersion=station.get("firmwareVersion"),
+        modem=_object_or_null(iccid=modem.get("iccid"), imsi=modem.get("imsi")),
+    )
     return await _accept(ctx, description, reason=request["reason"])
 
 
 @handlers.on("BootNotification", versions=[OcppVersion.V16])
 async def boot_notification_v16(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
-    description = {
-        "model": request["chargePointModel"],
-        "vendorName": request["chargePointVendor"],
-        "serialNumber": request.get("chargePointSerialNumber"),
-        "chargeBoxSerialNumber": request.get("chargeBoxSerialNumber"),
-        "firmwareVersion": request.get("firmwareVersion"),
-        "modem": _object_or_null(iccid=request.get("iccid"), imsi=request.get("imsi")),
-        "meter": _object_or_null(
+    description = _description(
+        model=request["chargePointModel"],
+        vendorName=request["chargePointVendor"],
+        serialNumber=request.get("chargePointSerialNumber"),
+        chargeBoxSerialNumber=request.get("chargeBoxSerialNumber"),
+        firmwareVersion=request.get("firmwareVersion"),
+        modem=_object_or_null(iccid=request.get("iccid"), imsi=request.get("imsi")),
+        meter=_object_or_null(
             type=request.get("meterType"), serialNumber=request.get("meterSerialNumber")
         ),
-    }
+    )
     return await _accept(ctx, description, reason=None)
 
 
@@ -63,6 +63,23 @@ async def _accept(ctx: Context, description: dict[str, Any], reason: str | None)
         },
     )
     return {"status": "Accepted", "currentTime": now, "interval": ctx.config.heartbeat_interval}
+
+
+#: Every key either version writes: a boot writes them all (null where it has
+#: no value), so a charger that moves from 1.6 to 2.0.1 keeps no 1.6 leftovers.
+_DESCRIPTION_KEYS = (
+    "model",
+    "vendorName",
+    "serialNumber",
+    "chargeBoxSerialNumber",
+    "firmwareVersion",
+    "modem",
+    "meter",
+)
+
+
+def _description(**fields: Any) -> dict[str, Any]:
+    return {key: fields.get(key) for key in _DESCRIPTION_KEYS}
 
 
 def _object_or_null(**fields: Any) -> dict[str, Any] | None:

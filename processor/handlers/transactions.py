@@ -81,6 +81,10 @@ async def transaction_event(ctx: Context, request: dict[str, Any]) -> dict[str, 
     }
     evse = request.get("evse", {})
     if kind == "Started":
+        if await _has_ended(ctx, transaction_id):
+            # A queue that reorders delivered the start after the end: the
+            # history has it now, the shadow must not bring it back to life.
+            return response
         active = _transaction(
             transactionId=transaction_id,
             evseId=evse.get("id"),
@@ -94,8 +98,19 @@ async def transaction_event(ctx: Context, request: dict[str, Any]) -> dict[str, 
         await ctx.report({"activeTransaction": active, "lastTransactionEvent": last_event})
     elif kind == "Updated":
         update: dict[str, Any] = {"lastTransactionEvent": last_event}
-        if await _active_id(ctx) == transaction_id and "chargingState" in info:
-            update["activeTransaction"] = {"chargingState": info["chargingState"]}
+        # A transaction may start before it is authorized (cable first): the
+        # token, and a remote start's id, can arrive on any Updated event.
+        changes = {
+            key: value
+            for key, value in (
+                ("chargingState", info.get("chargingState")),
+                ("idToken", token),
+                ("remoteStartId", info.get("remoteStartId")),
+            )
+            if value is not None
+        }
+        if changes and await _active_id(ctx) == transaction_id:
+            update["activeTransaction"] = changes
         await ctx.report(update)
     else:
         ended = {
@@ -182,6 +197,11 @@ async def _active(ctx: Context) -> dict[str, Any]:
         shadow.get("state", {}).get("reported", {}).get("activeTransaction", {})
     )
     return active
+
+
+async def _has_ended(ctx: Context, transaction_id: str) -> bool:
+    events = await ctx.transactions.events(ctx.charge_point_id, transaction_id)
+    return any(event.event_type == "Ended" for event in events)
 
 
 async def _active_id(ctx: Context) -> Any:

@@ -161,23 +161,27 @@ async def test_remote_start_v201_passes_a_charging_profile_on(harness: Harness) 
     }
 
 
+PROFILE = "transactionData.chargingProfile"
+
+
 @pytest.mark.parametrize(
-    ("protocol", "command"),
+    ("protocol", "command", "field"),
     [
-        (V16, RemoteStart("CP001", "x" * 21, 1)),
-        (V201, RemoteStart("CP001", "x" * 37, 1)),
-        (V16, RemoteStart("CP001", "T", 1, {"chargingProfile": {"chargingProfileId": 1}})),
-        (V201, RemoteStart("CP001", "T", 1, {"chargingProfile": {"id": 1}})),
+        (V16, RemoteStart("CP001", "x" * 21, 1), "idTag"),
+        (V201, RemoteStart("CP001", "x" * 37, 1), "idTag"),
+        (V16, RemoteStart("CP001", "T", 1, {"chargingProfile": {"chargingProfileId": 1}}), PROFILE),
+        (V201, RemoteStart("CP001", "T", 1, {"chargingProfile": {"id": 1}}), PROFILE),
     ],
 )
 async def test_a_start_that_breaks_the_schema_is_not_sent(
-    harness: Harness, protocol: str, command: RemoteStart
+    harness: Harness, protocol: str, command: RemoteStart, field: str
 ) -> None:
     commands = connect(harness, protocol)
     with pytest.raises(InvalidCommand) as caught:
         await commands.remote_start(command)
-    assert caught.value.field == "body"
-    assert str(caught.value).startswith("body: gives an invalid ")
+    # The error names the caller's field, not the payload's.
+    assert caught.value.field == field
+    assert str(caught.value).startswith(f"{field}: gives an invalid ")
     assert harness.outbound.sent == []
     # Nothing pending: the first message id was never used.
     sent = await commands.remote_start(RemoteStart("CP001", "T"))
@@ -205,7 +209,7 @@ async def test_remote_stop_v201_with_a_too_long_id_is_not_sent(harness: Harness)
     commands = connect(harness, V201)
     with pytest.raises(InvalidCommand) as caught:
         await commands.remote_stop(RemoteStop("CP001", "x" * 37))
-    assert caught.value.field == "body"
+    assert caught.value.field == "transactionId"
     assert harness.outbound.sent == []
 
 
@@ -334,12 +338,6 @@ def test_remote_start_input_errors_name_the_field(data: Any, field: str) -> None
     assert str(caught.value).startswith(f"{field}: ")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: RemoteStart.from_input accepts connectorId 0 and Commands sends it as "
-    "evseId 0 / connectorId 0, but OCPP says RequestStartTransaction.evseId and "
-    "RemoteStartTransaction.connectorId SHALL be > 0",
-)
 def test_remote_start_refuses_connector_zero() -> None:
     with pytest.raises(InvalidCommand) as caught:
         RemoteStart.from_input({**SEED_START, "connectorId": 0})
@@ -549,3 +547,12 @@ async def test_an_answer_that_breaks_its_schema_is_recorded_as_it_is(harness: Ha
         "status": "Maybe",
         "extra": 1,
     }
+
+
+@pytest.mark.parametrize("text", [" 42", "4_2", "42 ", "٤٢", "-1"])
+async def test_a_16_stop_takes_only_plain_digits(harness: Harness, text: str) -> None:
+    commands = connect(harness, V16)
+    with pytest.raises(InvalidCommand) as caught:
+        await commands.remote_stop(RemoteStop("CP001", text))
+    assert caught.value.field == "transactionId"
+    assert harness.outbound.sent == []

@@ -68,12 +68,6 @@ async def test_authorize_v201_ignores_the_token_type(listed: Harness, kind: str)
     assert await listed.call(V201, "Authorize", request) == {"idTokenInfo": {"status": "Blocked"}}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: StaticIdTokens.status looks tokens up case-sensitively, but OCPP 1.6 idTag "
-    "(CiString20, 'a case insensitive string') and 2.0.1 idToken ('IdToken is case "
-    "insensitive') are case-insensitive: a listed token sent in another case is Invalid",
-)
 @pytest.mark.parametrize("protocol", [V16, V201])
 async def test_tokens_match_the_list_case_insensitively(listed: Harness, protocol: str) -> None:
     if protocol == V16:

@@ -148,11 +148,6 @@ async def test_a_v16_boot_after_a_v201_boot_drops_the_201_reason(harness: Harnes
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: boot_notification_v201 writes only 2.0.1 keys, so the 1.6-only keys "
-    "chargeBoxSerialNumber and meter of an earlier 1.6 boot survive a 2.0.1 boot",
-)
 async def test_a_v201_boot_after_a_v16_boot_replaces_the_description_whole(
     harness: Harness,
 ) -> None:

@@ -189,12 +189,6 @@ async def test_updated_with_a_token_answers_its_status(harness: Harness) -> None
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: transaction_event ignores idToken (and remoteStartId) in an Updated event, "
-    "so a 2.0.1 transaction authorized after it started (cable plugged in first, "
-    "triggerReason Authorized) never gets an idToken in activeTransaction",
-)
 async def test_a_token_authorized_after_the_start_joins_the_active_one(harness: Harness) -> None:
     started = tx_event("Started", 0, trigger="CablePluggedIn", evse={"id": 1, "connectorId": 1})
     await harness.call(V201, "TransactionEvent", started)
@@ -613,3 +607,18 @@ async def test_no_shadow_write_uses_the_clock_for_transactions(harness: Harness)
     await harness.call(V16, "StartTransaction", START)
     await harness.call(V16, "StopTransaction", STOP)
     assert NOW_TEXT not in str(await harness.reported())
+
+
+async def test_a_start_delivered_after_its_end_stays_in_the_history_only(
+    harness: Harness,
+) -> None:
+    ended = tx_event("Ended", 1, timestamp=T1, trigger="EVDeparted")
+    await harness.call(V201, "TransactionEvent", ended)
+    before = await harness.reported()
+    assert (await harness.call(V201, "TransactionEvent", STARTED)) == {
+        "idTokenInfo": {"status": "Accepted"}
+    }
+    assert await harness.reported() == before
+    assert "activeTransaction" not in before
+    kinds = [event.event_type for event in await harness.transactions.events("CP001", "TX1")]
+    assert kinds == ["Ended", "Started"]
