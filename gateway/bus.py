@@ -3,6 +3,11 @@
 Uplink: the gateway publishes each frame a charge point sends, with its
 identity and subprotocol. Downlink: the bus hands frames for a charge point
 to the ``Deliver`` callback the gateway gave it at start.
+
+Backpressure: while ``saturated`` is true the gateway stops reading from the
+charge points that send (their frames wait in the kernel and in the
+chargers, not in our memory); the bus calls ``on_drained`` once it has room
+again.
 """
 
 from __future__ import annotations
@@ -21,12 +26,27 @@ class BusFull(Exception):
 
 
 class Bus(Protocol):
-    async def start(self, deliver: Deliver) -> None:
+    async def start(self, deliver: Deliver, on_drained: Callable[[], None]) -> None:
         """Begin carrying frames; downlink frames go to ``deliver``."""
         ...
 
     def publish(self, charge_point_id: str, subprotocol: str, frame: bytes) -> None:
         """Queue an uplink frame without waiting; raise ``BusFull`` if it cannot."""
+        ...
+
+    @property
+    def saturated(self) -> bool:
+        """True from the high-water mark until ``on_drained`` is called."""
+        ...
+
+    @property
+    def healthy(self) -> bool:
+        """False while the bus cannot carry frames at all (a broker outage)."""
+        ...
+
+    @property
+    def pending(self) -> int:
+        """Frames published and not yet taken by the other side."""
         ...
 
     async def close(self, timeout: float) -> None:

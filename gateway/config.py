@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from ocppj import SUBPROTOCOLS
 
@@ -25,6 +26,25 @@ class GatewayConfig:
     handshake_timeout: float = 5.0
     #: Connections the kernel queues before accept (capped by somaxconn).
     accept_backlog: int = 4096
+    #: Several processes may listen on the same port (SO_REUSEPORT).
+    reuse_port: bool = False
+
+    #: OCPP security profile of this listener: 0 none (development only),
+    #: 1 Basic auth, 2 TLS + Basic auth, 3 mutual TLS.
+    security_profile: int = 0
+    #: (certificate chain, private key) files; an RSA and an ECDSA pair may both be given.
+    tls_certificates: tuple[tuple[Path, Path], ...] = ()
+    #: CA that signs charge point certificates (profile 3).
+    tls_client_ca: Path | None = None
+    #: Profile 3: the certificate's O must be this operator name, if set.
+    tls_organization: str | None = None
+
+    #: Seconds a registry answer is cached, and an "unknown" answer.
+    registry_ttl: float = 300.0
+    registry_negative_ttl: float = 30.0
+    #: Bytes waiting to be written to one charge point before it counts as
+    #: too slow and is disconnected.
+    max_write_buffer: int = 1024 * 1024
 
     def __post_init__(self) -> None:
         if not self.protocols:
@@ -43,3 +63,23 @@ class GatewayConfig:
             raise ValueError(f"port: {self.port} is not a TCP port number")
         if self.max_message_size < 1024:
             raise ValueError("max_message_size: must be at least 1024 bytes")
+        if self.security_profile not in (0, 1, 2, 3):
+            raise ValueError(f"security_profile: {self.security_profile} is not 0, 1, 2 or 3")
+        if self.security_profile >= 2 and not self.tls_certificates:
+            raise ValueError(
+                f"tls_certificates: security profile {self.security_profile} needs a certificate"
+            )
+        if self.security_profile == 1 and self.tls_certificates:
+            raise ValueError(
+                "security_profile: profile 1 is Basic auth without TLS; use 2 for TLS + Basic auth"
+            )
+        if self.security_profile == 3 and self.tls_client_ca is None:
+            raise ValueError("tls_client_ca: security profile 3 needs the chargers' CA")
+        if self.security_profile != 3 and self.tls_client_ca is not None:
+            raise ValueError("tls_client_ca: client certificates are profile 3 only")
+        if self.registry_ttl < 0 or self.registry_negative_ttl < 0:
+            raise ValueError("registry_ttl: cache lifetimes cannot be negative")
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.tls_certificates)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from multidict import CIMultiDict, CIMultiDictProxy
 from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport
 
 from ocppj import OcppVersion, version_for
@@ -21,7 +22,15 @@ class ChargePointConnection(WSListener):
     fragment buffer that exists only while a fragmented message arrives.
     """
 
-    __slots__ = ("charge_point_id", "subprotocol", "version", "transport", "_gateway", "_fragments")
+    __slots__ = (
+        "_fragments",
+        "_gateway",
+        "_writing_paused",
+        "charge_point_id",
+        "subprotocol",
+        "transport",
+        "version",
+    )
 
     def __init__(self, gateway: GatewayServer, charge_point_id: str, subprotocol: str) -> None:
         self.charge_point_id = charge_point_id
@@ -30,9 +39,11 @@ class ChargePointConnection(WSListener):
         self.transport: WSTransport | None = None
         self._gateway = gateway
         self._fragments: bytearray | None = None
+        self._writing_paused = False
 
     def on_ws_connected(self, transport: WSTransport) -> None:
         self.transport = transport
+        _forget_handshake(transport)
         self._gateway.connected(self)
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
@@ -65,9 +76,36 @@ class ChargePointConnection(WSListener):
             message, self._fragments = bytes(self._fragments), None
             self._gateway.uplink(self, message)
 
-    def send(self, frame: bytes) -> None:
+    def send(self, frame: bytes, max_write_buffer: int) -> bool:
+        """Write a frame; False (and the connection closed) if the charger
+        reads so slowly that more than ``max_write_buffer`` bytes wait."""
+        transport = self.transport
+        if transport is None:
+            return True
+        if (
+            self._writing_paused
+            and transport.underlying_transport.get_write_buffer_size() > max_write_buffer
+        ):
+            self.close(WSCloseCode.POLICY_VIOLATION, "too slow reading its messages")
+            return False
+        transport.send(WSMsgType.TEXT, frame)
+        return True
+
+    # picows calls these at the transport's write-buffer watermarks.
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+
+    def pause_reading(self) -> None:
         if self.transport is not None:
-            self.transport.send(WSMsgType.TEXT, frame)
+            self.transport.underlying_transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        transport = self.transport
+        if transport is not None and not transport.is_disconnected:
+            transport.underlying_transport.resume_reading()
 
     def close(self, code: WSCloseCode, reason: str) -> None:
         if self.transport is not None:
@@ -90,3 +128,15 @@ class RefusedConnection(WSListener):
     def on_ws_connected(self, transport: WSTransport) -> None:
         transport.send_close(WSCloseCode.PROTOCOL_ERROR, self._reason.encode())
         transport.disconnect()
+
+
+def _forget_handshake(transport: WSTransport) -> None:
+    """Drop the upgrade request's and response's headers, which picows keeps
+    on the transport for the connection's life: about a kilobyte per idle
+    charger, needed by nobody once the handshake is done."""
+    for message in (transport.request, transport.response):
+        if message is not None:
+            message.headers = _NO_HEADERS  # type: ignore[assignment]
+
+
+_NO_HEADERS: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict())

@@ -23,6 +23,10 @@ log = logging.getLogger(__name__)
 FrameHandler = Callable[[str, str, bytes], Awaitable[bytes | None]]
 
 
+def _nothing() -> None:
+    pass
+
+
 class InProcessBus:
     """``handle`` may be given later with ``set_handler`` (before ``start``):
     the processor's outbound port needs the gateway, which needs this bus."""
@@ -34,13 +38,20 @@ class InProcessBus:
         self._workers = workers
         self._queue: asyncio.Queue[tuple[str, str, bytes]] = asyncio.Queue(capacity)
         self._tasks: set[asyncio.Task[None]] = set()
+        # Saturated above 3/4 of the capacity, drained again below 1/4: the
+        # gap keeps the gateway from pausing and resuming on every frame.
+        self._high = max(1, capacity * 3 // 4)
+        self._low = capacity // 4
+        self._saturated = False
+        self._on_drained: Callable[[], None] = _nothing
 
     def set_handler(self, handle: FrameHandler) -> None:
         self._handle = handle
 
-    async def start(self, deliver: Deliver) -> None:
+    async def start(self, deliver: Deliver, on_drained: Callable[[], None] = _nothing) -> None:
         if self._handle is None:
             raise RuntimeError("InProcessBus.start() before set_handler()")
+        self._on_drained = on_drained
         for n in range(self._workers):
             task = asyncio.create_task(self._work(deliver), name=f"inprocess-bus-{n}")
             self._tasks.add(task)
@@ -51,6 +62,17 @@ class InProcessBus:
             self._queue.put_nowait((charge_point_id, subprotocol, frame))
         except asyncio.QueueFull:
             raise BusFull(f"{self._queue.maxsize} frames waiting for the processor") from None
+        if self._queue.qsize() >= self._high:
+            self._saturated = True
+
+    @property
+    def saturated(self) -> bool:
+        return self._saturated
+
+    @property
+    def healthy(self) -> bool:
+        """In-process: up while its workers run."""
+        return bool(self._tasks)
 
     @property
     def pending(self) -> int:
@@ -82,3 +104,6 @@ class InProcessBus:
                 log.exception("processing failed", extra={"chargePointId": charge_point_id})
             finally:
                 self._queue.task_done()
+                if self._saturated and self._queue.qsize() <= self._low:
+                    self._saturated = False
+                    self._on_drained()

@@ -9,7 +9,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +17,13 @@ from typing import Any
 
 import orjson
 
-from ocppj import InvalidIdentity
+from ocppj import (
+    InvalidIdentity,
+    check_identity,
+    check_password_length,
+    generate_password,
+    hash_password,
+)
 from processor.adapters import Database, SqliteRegistry, SqliteShadowStore
 from processor.clock import SystemClock
 
@@ -45,9 +51,15 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         return int(args.command(args, settings))
     except InvalidIdentity as exc:
         parser.error(f"invalid charge point identity: {exc}")
+    except UsageError as exc:
+        parser.error(str(exc))
     except OSError as exc:
         print(f"ocppgw: error: {exc}", file=sys.stderr)
         return 1
+
+
+class UsageError(Exception):
+    """A command's arguments or input are wrong; exits 2 with the message."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -81,9 +93,41 @@ def _parser() -> argparse.ArgumentParser:
 
     charge_points = commands.add_parser("charge-points", help="manage the charge point registry")
     registry = charge_points.add_subparsers(title="actions", required=True, metavar="ACTION")
-    add = registry.add_parser("add", parents=[data], help="register charge points")
-    add.add_argument("ids", nargs="+", metavar="ID", help="charge point identity")
+    add = registry.add_parser(
+        "add",
+        parents=[data],
+        help="register charge points",
+        description="Register charge points, all or none: every identity is checked "
+        "before any is written.",
+    )
+    add.add_argument("ids", nargs="*", metavar="ID", help="charge point identity")
+    add.add_argument(
+        "--file",
+        type=Path,
+        metavar="PATH",
+        help="read identities from PATH, one a line (blank lines and lines starting "
+        "with # are skipped; - is standard input)",
+    )
+    add.add_argument(
+        "--password",
+        action="store_true",
+        help="give each new charge point a generated password (security profiles 1 and 2); "
+        "prints ID<TAB>PASSWORD once, stores only a hash",
+    )
     add.set_defaults(command=_add)
+    set_password = registry.add_parser(
+        "set-password",
+        parents=[data],
+        help="give a charge point a new password (the old one stops working)",
+    )
+    set_password.add_argument("id", metavar="ID", help="charge point identity")
+    set_password.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password (16 to 40 bytes, any bytes) from standard input "
+        "instead of generating one; one trailing newline is dropped",
+    )
+    set_password.set_defaults(command=_set_password)
     remove = registry.add_parser("remove", parents=[data], help="unregister charge points")
     remove.add_argument("ids", nargs="+", metavar="ID", help="charge point identity")
     remove.set_defaults(command=_remove)
@@ -184,11 +228,98 @@ async def _serve(settings: DevSettings) -> None:
 
 
 def _add(args: argparse.Namespace, settings: DevSettings) -> int:
+    ids = [check_identity(cp) for cp in args.ids]
+    if args.file is not None:
+        ids.extend(_identities_from_file(args.file))
+    if not ids:
+        raise UsageError("no charge point identity given (as arguments or with --file)")
+    ids = list(dict.fromkeys(ids))  # once each, in the order given
+    # Passwords live only in this process's memory until printed; the registry
+    # gets their hashes.
+    passwords = {cp: generate_password() for cp in ids} if args.password else {}
+    hashes = {cp: hash_password(password.encode()) for cp, password in passwords.items()}
     with _database(settings) as database:
-        added = set(SqliteRegistry(database).add(args.ids, datetime.now(UTC)))
-    for cp in args.ids:
-        print(f"registered {cp}" if cp in added else f"{cp} was already registered")
+        added = set(SqliteRegistry(database).add(ids, datetime.now(UTC), passwords=hashes))
+    if not args.password:
+        for cp in ids:
+            print(f"registered {cp}" if cp in added else f"{cp} was already registered")
+        return 0
+    for cp in ids:
+        if cp in added:
+            print(f"{cp}\t{passwords[cp]}")
+        else:
+            print(
+                f"ocppgw: {cp} was already registered; its password is unchanged "
+                "(charge-points set-password gives it a new one)",
+                file=sys.stderr,
+            )
+    if added:
+        _password_notice()
     return 0
+
+
+def _identities_from_file(path: Path) -> list[str]:
+    """Identities of a UTF-8 file (a byte-order mark is allowed), one a line;
+    an invalid one names its line."""
+    name = "<stdin>" if str(path) == "-" else str(path)
+    data = sys.stdin.buffer.read() if name == "<stdin>" else path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{name}: not UTF-8 text (byte {exc.start})") from None
+    return _identities(text.splitlines(), name)
+
+
+def _identities(lines: Iterable[str], name: str) -> list[str]:
+    ids = []
+    for number, line in enumerate(lines, 1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        try:
+            ids.append(check_identity(text))
+        except InvalidIdentity as exc:
+            raise InvalidIdentity(f"{name} line {number}: {exc}") from None
+    return ids
+
+
+def _set_password(args: argparse.Namespace, settings: DevSettings) -> int:
+    if args.password_stdin:
+        password = _password_from_stdin()
+        try:
+            check_password_length(password)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    else:
+        password = generate_password().encode()
+    with _database(settings) as database:
+        changed = SqliteRegistry(database).set_password_hash(args.id, hash_password(password))
+    if not changed:
+        print(f"ocppgw: error: {args.id} is not registered", file=sys.stderr)
+        return 1
+    if args.password_stdin:
+        print(f"password of {args.id} set")
+    else:
+        print(f"{args.id}\t{password.decode()}")
+        _password_notice()
+    return 0
+
+
+def _password_from_stdin() -> bytes:
+    """Standard input as bytes (a password need not be text), less one trailing newline."""
+    data = sys.stdin.buffer.read()
+    for ending in (b"\r\n", b"\n"):
+        if data.endswith(ending):
+            return data[: -len(ending)]
+    return data
+
+
+def _password_notice() -> None:
+    print(
+        "ocppgw: passwords are not stored (only their hashes) and cannot be shown again; "
+        "configure each charger now (AuthorizationKey / BasicAuthPassword)",
+        file=sys.stderr,
+    )
 
 
 def _remove(args: argparse.Namespace, settings: DevSettings) -> int:
@@ -205,13 +336,16 @@ def _remove(args: argparse.Namespace, settings: DevSettings) -> int:
 
 def _list(args: argparse.Namespace, settings: DevSettings) -> int:
     with _database(settings) as database:
-        rows = SqliteRegistry(database).list()
+        rows = SqliteRegistry(database).entries()
     if args.json:
-        entries = [{"chargePointId": cp, "registrationTime": at} for cp, at in rows]
+        entries = [
+            {"chargePointId": cp, "registrationTime": at, "hasPassword": has_password}
+            for cp, at, has_password in rows
+        ]
         print(orjson.dumps(entries, option=orjson.OPT_INDENT_2).decode())
     else:
-        for cp, at in rows:
-            print(f"{cp}\t{at}")
+        for cp, at, has_password in rows:
+            print(f"{cp}\t{at}\t{'password' if has_password else '-'}")
     return 0
 
 

@@ -4,10 +4,12 @@ the management API in one process."""
 from __future__ import annotations
 
 import contextlib
+import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from gateway import GatewayServer, InProcessBus
+from gateway.tls import server_context
 from processor import Processor, Services, build_router
 from processor.adapters import (
     Database,
@@ -69,6 +71,20 @@ class EmbeddedSystem:
         return self.management.port
 
 
+def _ssl_context(settings: DevSettings) -> ssl.SSLContext | None:
+    config = settings.gateway
+    if not config.tls:
+        return None
+    try:
+        return server_context(
+            config.tls_certificates,
+            client_ca=config.tls_client_ca,
+            require_client_cert=config.security_profile == 3,
+        )
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        raise SettingsError(f"OCPP_TLS_CERTIFICATES / OCPP_TLS_CLIENT_CA: {exc}") from None
+
+
 @contextlib.asynccontextmanager
 async def run_embedded(settings: DevSettings) -> AsyncIterator[EmbeddedSystem]:
     """Run the whole system until the block exits, then shut it down in order:
@@ -92,7 +108,9 @@ async def run_embedded(settings: DevSettings) -> AsyncIterator[EmbeddedSystem]:
         # frames to the processor through the bus: the bus gets its handler
         # last.
         bus = InProcessBus()
-        gateway = GatewayServer(settings.gateway, registry, bus)
+        gateway = GatewayServer(
+            settings.gateway, registry.find, bus, ssl_context=_ssl_context(settings)
+        )
         outbound = GatewayOutbound(gateway)
         services = Services(
             config=settings.processor,
@@ -107,7 +125,7 @@ async def run_embedded(settings: DevSettings) -> AsyncIterator[EmbeddedSystem]:
         bus.set_handler(Processor(build_router(), services, on_answer=answers.resolve).handle)
         commands = Commands(services)
 
-        await bus.start(gateway.deliver)
+        await bus.start(gateway.deliver, gateway.bus_drained)
         stack.push_async_callback(bus.close, DRAIN_TIMEOUT)
         await gateway.start()
         stack.push_async_callback(gateway.shutdown)

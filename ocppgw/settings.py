@@ -23,6 +23,12 @@ ENVIRONMENT = {
     "OCPP_PROTOCOLS": "ocpp1.6,ocpp2.0,ocpp2.0.1",
     "OCPP_DEFAULT_PROTOCOL": "",
     "OCPP_MAX_MESSAGE_SIZE": "131072",
+    "OCPP_SECURITY_PROFILE": "0",
+    "OCPP_TLS_CERTIFICATES": "",
+    "OCPP_TLS_CLIENT_CA": "",
+    "OCPP_TLS_ORGANIZATION": "",
+    "OCPP_REGISTRY_TTL": "5",
+    "OCPP_REGISTRY_NEGATIVE_TTL": "0",
     "OCPP_HEARTBEAT_INTERVAL": "300",
     "OCPP_CALL_TIMEOUT": "30",
     "OCPP_ID_TOKENS": "",
@@ -64,6 +70,12 @@ class DevSettings:
             protocols=tuple(p.strip() for p in env.text("OCPP_PROTOCOLS").split(",") if p.strip()),
             default_protocol=env.text("OCPP_DEFAULT_PROTOCOL") or None,
             max_message_size=env.integer("OCPP_MAX_MESSAGE_SIZE"),
+            security_profile=env.integer("OCPP_SECURITY_PROFILE"),
+            tls_certificates=env.certificates("OCPP_TLS_CERTIFICATES"),
+            tls_client_ca=env.path("OCPP_TLS_CLIENT_CA"),
+            tls_organization=env.text("OCPP_TLS_ORGANIZATION") or None,
+            registry_ttl=env.number("OCPP_REGISTRY_TTL"),
+            registry_negative_ttl=env.number("OCPP_REGISTRY_NEGATIVE_TTL"),
         )
         processor = env.build(
             ProcessorConfig,
@@ -105,6 +117,10 @@ _VARIABLE_OF_FIELD = {
     "max_message_size": "OCPP_MAX_MESSAGE_SIZE",
     "heartbeat_interval": "OCPP_HEARTBEAT_INTERVAL",
     "call_timeout": "OCPP_CALL_TIMEOUT",
+    "security_profile": "OCPP_SECURITY_PROFILE",
+    "tls_certificates": "OCPP_TLS_CERTIFICATES",
+    "tls_client_ca": "OCPP_TLS_CLIENT_CA",
+    "registry_ttl": "OCPP_REGISTRY_TTL",
 }
 
 
@@ -121,6 +137,20 @@ class _Environment:
             return int(value)
         except ValueError:
             raise SettingsError(f"{name}: {value!r} is not a whole number") from None
+
+    def path(self, name: str) -> Path | None:
+        value = self.text(name)
+        return Path(value) if value else None
+
+    def certificates(self, name: str) -> tuple[tuple[Path, Path], ...]:
+        """``cert.pem:key.pem[,cert2.pem:key2.pem]``: an RSA and an ECDSA pair, say."""
+        pairs = []
+        for item in filter(None, (part.strip() for part in self.text(name).split(","))):
+            certificate, colon, key = item.partition(":")
+            if not colon or not certificate or not key:
+                raise SettingsError(f"{name}: {item!r} is not CERTIFICATE:PRIVATE_KEY")
+            pairs.append((Path(certificate), Path(key)))
+        return tuple(pairs)
 
     def number(self, name: str) -> float:
         value = self.text(name)

@@ -1,9 +1,10 @@
 """OCPP-J protocol primitives shared by the gateway and the processor.
 
 Nothing here does I/O: versions and subprotocols, identities, CALLERROR
-codes, framing.
+codes, framing, charge point passwords.
 """
 
+from .access import ChargePointAccess
 from .errors import (
     FormatViolation,
     GenericError,
@@ -33,6 +34,16 @@ from .framing import (
     parse,
 )
 from .identity import MAX_IDENTITY, InvalidIdentity, check_identity, identity_from_path
+from .passwords import (
+    MAX_PASSWORD_BYTES,
+    MIN_PASSWORD_BYTES,
+    check_password_length,
+    generate_password,
+    hash_password,
+    is_password_hash,
+    parse_basic_auth,
+    verify_password,
+)
 from .topics import (
     DEFAULT_PREFIX,
     MAX_TOPIC_BYTES,
@@ -95,4 +106,13 @@ __all__ = [
     "presence_topic",
     "uplink_subscription",
     "uplink_topic",
+    "ChargePointAccess",
+    "MAX_PASSWORD_BYTES",
+    "MIN_PASSWORD_BYTES",
+    "check_password_length",
+    "generate_password",
+    "hash_password",
+    "is_password_hash",
+    "parse_basic_auth",
+    "verify_password",
 ]

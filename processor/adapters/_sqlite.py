@@ -22,7 +22,8 @@ DATABASE_FILE = "ocppgw.sqlite3"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS charge_points (
     charge_point_id TEXT PRIMARY KEY,
-    registered_at   TEXT NOT NULL
+    registered_at   TEXT NOT NULL,
+    password_hash   TEXT
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS shadows (
     thing_name TEXT PRIMARY KEY,
@@ -55,6 +56,11 @@ CREATE TABLE IF NOT EXISTS pending_calls (
 ) WITHOUT ROWID;
 """
 
+#: Columns added since a table was first created: (table, column, declaration).
+#: ``CREATE TABLE IF NOT EXISTS`` leaves an older file's table as it was, so
+#: these are added to it on opening.
+_ADDED_COLUMNS = (("charge_points", "password_hash", "TEXT"),)
+
 T = TypeVar("T")
 
 
@@ -71,6 +77,7 @@ class Database:
         self.path = data_dir / DATABASE_FILE
         self.connection = self._connect()
         self.connection.executescript(_SCHEMA)
+        _add_missing_columns(self.connection)
         self._writer_connection: sqlite3.Connection | None = None
         self._writer = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="sqlite", initializer=self._open_writer
@@ -102,6 +109,25 @@ class Database:
             self._writer.submit(self._writer_connection.close).result()
         self._writer.shutdown(wait=True)
         self.connection.close()
+
+
+def _add_missing_columns(connection: sqlite3.Connection) -> None:
+    """Bring a state file made by an older version up to the current schema.
+
+    The check is repeated inside a write transaction: the CLI and ``ocppgw
+    dev`` may open the same old file at the same moment, and only one of them
+    may add the column.
+    """
+    for table, column, declaration in _ADDED_COLUMNS:
+        if _has_column(connection, table, column):
+            continue
+        with transaction(connection):
+            if not _has_column(connection, table, column):
+                connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+
+
+def _has_column(connection: sqlite3.Connection, table: str, column: str) -> bool:
+    return any(row[1] == column for row in connection.execute(f"PRAGMA table_info({table})"))
 
 
 @contextlib.contextmanager

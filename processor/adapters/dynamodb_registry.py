@@ -2,7 +2,9 @@
 
 Layout (kept from the seed, so existing tables keep working): hash key
 ``chargePointId`` (S); each item is
-``{"chargePointId": S, "timestamp": N (ms since the epoch), "registrationTime": S (RFC 3339, Z)}``.
+``{"chargePointId": S, "timestamp": N (ms since the epoch), "registrationTime": S (RFC 3339, Z)}``
+plus, for chargers with a password (security profiles 1 and 2),
+``"passwordHash": S`` as ``ocppj.hash_password`` makes it (never the password).
 
 Reads are strongly consistent: a charger registered a moment ago must be able
 to connect at once, and a registry read costs a fraction of a cent per
@@ -15,16 +17,17 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Executor
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
 
-from ocppj import check_identity
+from ocppj import ChargePointAccess, check_identity, is_password_hash
 
 from ..clock import rfc3339
+from ._registry import check_password_hashes
 
 __all__ = ["DynamoDbRegistry"]
 
@@ -62,23 +65,79 @@ class DynamoDbRegistry:
         )
         return "Item" in response
 
+    async def find(self, charge_point_id: str) -> ChargePointAccess | None:
+        """The gateway's look-up (``gateway.directory.Directory``): one consistent GetItem."""
+        response = await self._run(
+            functools.partial(
+                self._client.get_item,
+                TableName=self._table,
+                Key=_key(charge_point_id),
+                ProjectionExpression="chargePointId, passwordHash",
+                ConsistentRead=True,
+            )
+        )
+        item = response.get("Item")
+        if item is None:
+            return None
+        return ChargePointAccess(charge_point_id, item.get("passwordHash", {}).get("S"))
+
+    async def set_password_hash(self, charge_point_id: str, password_hash: str | None) -> bool:
+        """Replace (or, with None, clear) a charge point's password hash.
+
+        One conditional UpdateItem: False if the charge point is not
+        registered, and an unregistered identity is never created by it.
+        """
+        if password_hash is not None and not is_password_hash(password_hash):
+            raise ValueError("password_hash: not a hash made by ocppj.hash_password")
+        arguments: dict[str, Any] = {
+            "TableName": self._table,
+            "Key": _key(charge_point_id),
+            "ConditionExpression": "attribute_exists(chargePointId)",
+        }
+        if password_hash is None:
+            arguments["UpdateExpression"] = "REMOVE passwordHash"
+        else:
+            arguments["UpdateExpression"] = "SET passwordHash = :hash"
+            arguments["ExpressionAttributeValues"] = {":hash": {"S": password_hash}}
+        changed = await self._run(
+            lambda: _conditional(lambda: self._client.update_item(**arguments))
+        )
+        if changed:
+            log.info("charge point password changed", extra={"chargePointId": charge_point_id})
+        return changed
+
     async def registered(self) -> list[tuple[str, str]]:
         """(identity, registration time) of every charge point, sorted by identity."""
+        return [(cp, at) for cp, at, _ in await self.entries()]
+
+    async def entries(self) -> list[tuple[str, str, bool]]:
+        """(identity, registration time, has a password) of every charge point, sorted."""
         return await self._run(self._scan)
 
-    async def add(self, charge_point_ids: Iterable[str], now: datetime) -> list[str]:
+    async def add(
+        self,
+        charge_point_ids: Iterable[str],
+        now: datetime,
+        passwords: Mapping[str, str] | None = None,
+    ) -> list[str]:
         """Register identities; return those that were new.
 
-        Every identity is validated before anything is written, so an invalid
-        one registers nothing. The writes themselves are one conditional put
+        ``passwords`` maps identities to password *hashes*
+        (``ocppj.hash_password``); a hash is stored only with a new
+        registration, an identity already registered keeps its password.
+        Every identity and hash is validated before anything is written, so
+        an invalid one registers nothing. The writes themselves are one conditional put
         each (DynamoDB has no cheap many-item transaction that skips the items
         already present); if one fails mid-way, the earlier ones stay, and
         running the same command again finishes the job.
         """
         ids = [check_identity(cp) for cp in charge_point_ids]
+        hashes = check_password_hashes(passwords or {}, ids)
         registered_at = rfc3339(now)
         millis = (now - _EPOCH) // timedelta(milliseconds=1)
-        added = await self._run(lambda: [cp for cp in ids if self._put(cp, millis, registered_at)])
+        added = await self._run(
+            lambda: [cp for cp in ids if self._put(cp, millis, registered_at, hashes.get(cp))]
+        )
         log.info("charge points registered", extra={"chargePointIds": added})
         return added
 
@@ -89,12 +148,16 @@ class DynamoDbRegistry:
         log.info("charge points unregistered", extra={"chargePointIds": removed})
         return removed
 
-    def _put(self, charge_point_id: str, millis: int, registered_at: str) -> bool:
+    def _put(
+        self, charge_point_id: str, millis: int, registered_at: str, password_hash: str | None
+    ) -> bool:
         item = {
             **_key(charge_point_id),
             "timestamp": {"N": str(millis)},
             "registrationTime": {"S": registered_at},
         }
+        if password_hash is not None:
+            item["passwordHash"] = {"S": password_hash}
         return _conditional(
             lambda: self._client.put_item(
                 TableName=self._table,
@@ -112,11 +175,11 @@ class DynamoDbRegistry:
             )
         )
 
-    def _scan(self) -> list[tuple[str, str]]:
-        found: list[tuple[str, str]] = []
+    def _scan(self) -> list[tuple[str, str, bool]]:
+        found: list[tuple[str, str, bool]] = []
         arguments: dict[str, Any] = {
             "TableName": self._table,
-            "ProjectionExpression": "chargePointId, registrationTime, #ts",
+            "ProjectionExpression": "chargePointId, registrationTime, #ts, passwordHash",
             "ExpressionAttributeNames": {"#ts": "timestamp"},
             "ConsistentRead": True,
         }
@@ -137,12 +200,15 @@ def _key(charge_point_id: str) -> dict[str, Any]:
     return {"chargePointId": {"S": charge_point_id}}
 
 
-def _entry(item: dict[str, Any]) -> tuple[str, str]:
-    """(identity, registration time); items without one get it from ``timestamp``."""
+def _entry(item: dict[str, Any]) -> tuple[str, str, bool]:
+    """(identity, registration time, has a password); items without a registration
+    time get it from ``timestamp``."""
+    has_password = "passwordHash" in item
     if "registrationTime" in item:
-        return item["chargePointId"]["S"], item["registrationTime"]["S"]
+        return item["chargePointId"]["S"], item["registrationTime"]["S"], has_password
     millis = int(item.get("timestamp", {}).get("N", "0"))
-    return item["chargePointId"]["S"], rfc3339(_EPOCH + timedelta(milliseconds=millis))
+    registered_at = rfc3339(_EPOCH + timedelta(milliseconds=millis))
+    return item["chargePointId"]["S"], registered_at, has_password
 
 
 def _conditional(write: Callable[[], object]) -> bool:

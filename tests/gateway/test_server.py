@@ -15,6 +15,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from gateway import BusFull, GatewayConfig, GatewayServer
 from ocppgw import EmbeddedSystem, run_embedded
 from ocppgw.cli import main
+from ocppj import ChargePointAccess
 
 from ..conftest import _EPOCH, REGISTERED, dev_settings, url
 
@@ -35,7 +36,7 @@ async def http_get(port: int, path: str) -> tuple[int, bytes]:
 async def test_health_answers_200_with_json(system: EmbeddedSystem, connect: Any) -> None:
     status, body = await http_get(system.port, "/health")
     assert status == 200
-    assert orjson.loads(body) == {"status": "ok", "connections": 0}
+    assert orjson.loads(body) == {"status": "ok", "connections": 0, "bus": "up"}
     async with connect("/CP001", "ocpp1.6"):
         status, body = await http_get(system.port, "/health")
         assert orjson.loads(body)["connections"] == 1
@@ -198,7 +199,11 @@ async def test_shutdown_closes_chargers_with_going_away(tmp_path: Path) -> None:
 class FullBus:
     """A bus that has no room, as a real one has when its consumer stalls."""
 
-    async def start(self, deliver: object) -> None:
+    saturated = False
+    healthy = True
+    pending = 0
+
+    async def start(self, deliver: object, on_drained: object) -> None:
         pass
 
     def publish(self, charge_point_id: str, subprotocol: str, frame: bytes) -> None:
@@ -208,8 +213,12 @@ class FullBus:
         pass
 
 
+async def find_cp001(charge_point_id: str) -> ChargePointAccess | None:
+    return ChargePointAccess(charge_point_id, None) if charge_point_id == "CP001" else None
+
+
 async def test_a_call_the_bus_cannot_take_is_answered_not_lost() -> None:
-    gateway = GatewayServer(GatewayConfig(host="127.0.0.1", port=0), {"CP001"}, FullBus())
+    gateway = GatewayServer(GatewayConfig(host="127.0.0.1", port=0), find_cp001, FullBus())
     await gateway.start()
     try:
         address = f"ws://127.0.0.1:{gateway.port}/CP001"
