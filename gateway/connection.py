@@ -86,7 +86,8 @@ class ChargePointConnection(WSListener):
             self._writing_paused
             and transport.underlying_transport.get_write_buffer_size() > max_write_buffer
         ):
-            self.close(WSCloseCode.POLICY_VIOLATION, "too slow reading its messages")
+            # A close frame would only join the queue it does not read: abort.
+            transport.disconnect(graceful=False)
             return False
         transport.send(WSMsgType.TEXT, frame)
         return True

@@ -1,0 +1,124 @@
+"""Backpressure both ways and the registry cache, over real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import socket
+from pathlib import Path
+
+import orjson
+import websockets
+
+from gateway import GatewayConfig, GatewayServer, InProcessBus
+from ocppgw import run_embedded
+from ocppj import ChargePointAccess
+
+from ..conftest import _EPOCH, dev_settings
+
+
+async def test_a_reconnect_storm_reads_the_registry_once_per_charger(tmp_path: Path) -> None:
+    settings = dev_settings(tmp_path, OCPP_REGISTRY_TTL="300", OCPP_REGISTRY_NEGATIVE_TTL="300")
+    async with run_embedded(settings) as system:
+        fleet = [f"CP{n:03d}" for n in range(40)]
+        system.registry.add(fleet, _EPOCH)
+
+        async def visit(cp: str) -> None:
+            url = f"ws://127.0.0.1:{system.port}/{cp}"
+            async with websockets.connect(url, subprotocols=["ocpp1.6"]):  # type: ignore[list-item]
+                pass
+
+        for _ in range(3):  # the fleet connects, drops and comes back, twice
+            await asyncio.gather(*(visit(cp) for cp in fleet))
+        assert system.gateway.registry_reads == len(fleet)
+
+
+async def find_any(charge_point_id: str) -> ChargePointAccess | None:
+    return ChargePointAccess(charge_point_id)
+
+
+async def test_a_saturated_bus_pauses_reading_until_it_drains() -> None:
+    release = asyncio.Event()
+    handled: list[bytes] = []
+
+    async def slow_processor(cp: str, protocol: str, frame: bytes) -> bytes | None:
+        await release.wait()
+        handled.append(frame)
+        message_id = orjson.loads(frame)[1]
+        return orjson.dumps([3, message_id, {"currentTime": "2026-01-01T00:00:00Z"}])
+
+    bus = InProcessBus(slow_processor, workers=1, capacity=8)
+    gateway = GatewayServer(GatewayConfig(host="127.0.0.1", port=0), find_any, bus)
+    await bus.start(gateway.deliver, gateway.bus_drained)
+    await gateway.start()
+    try:
+        url = f"ws://127.0.0.1:{gateway.port}/CP1"
+        async with websockets.connect(url, subprotocols=["ocpp1.6"]) as ws:  # type: ignore[list-item]
+            for n in range(40):
+                await ws.send(orjson.dumps([2, f"m{n}", "Heartbeat", {}]).decode())
+            for _ in range(100):  # bounded wait for the gateway to stop reading
+                if "ocppgw_paused_readers 1" in gateway.render_metrics().decode():
+                    break
+                await asyncio.sleep(0.01)
+            assert "ocppgw_paused_readers 1" in gateway.render_metrics().decode()
+            # Paused: the rest waits in the kernel, not in the bus.
+            assert bus.pending <= 8
+            release.set()
+            answers = [orjson.loads(await asyncio.wait_for(ws.recv(), 5)) for _ in range(40)]
+        # Every CALL is answered exactly once: processed, or (for the few that
+        # were already read when the bus filled) told to retry, never lost.
+        assert sorted(a[1] for a in answers) == sorted(f"m{n}" for n in range(40))
+        busy = [a for a in answers if a[0] == 4]
+        assert all(a[2] == "GenericError" for a in busy)
+        assert len(handled) + len(busy) == 40
+        # Pausing acts between reads, and one read may hold many small
+        # frames: those beyond the bus's room get the busy answer.
+        assert len(handled) >= 8
+        assert "ocppgw_paused_readers 0" in gateway.render_metrics().decode()
+    finally:
+        await gateway.shutdown()
+        await bus.close(timeout=1)
+
+
+async def test_a_charger_that_does_not_read_is_disconnected() -> None:
+    async def nothing(cp: str, protocol: str, frame: bytes) -> bytes | None:
+        return None
+
+    bus = InProcessBus(nothing)
+    config = GatewayConfig(host="127.0.0.1", port=0, max_write_buffer=256 * 1024)
+    gateway = GatewayServer(config, find_any, bus)
+    await bus.start(gateway.deliver, gateway.bus_drained)
+    await gateway.start()
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    try:
+        loop = asyncio.get_running_loop()
+        await loop.sock_connect(sock, ("127.0.0.1", gateway.port))
+        key = base64.b64encode(os.urandom(16)).decode()
+        await loop.sock_sendall(
+            sock,
+            (
+                "GET /SLOW HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: ocpp1.6\r\n\r\n"
+            ).encode(),
+        )
+        assert b"101" in await asyncio.wait_for(loop.sock_recv(sock, 1024), 5)
+        frame = orjson.dumps([2, "x", "DataTransfer", {"vendorId": "v", "data": "y" * 60_000}])
+        for _ in range(400):  # at most 24 MB, far more than any socket buffer
+            if not gateway.deliver("SLOW", frame):
+                break
+            await asyncio.sleep(0)
+        assert gateway.metrics.errors["slow reader"] == 1
+        for _ in range(100):  # the abort completes within a loop iteration or two
+            if gateway.connection_count == 0:
+                break
+            await asyncio.sleep(0.01)
+        assert gateway.connection_count == 0
+        assert gateway.deliver("SLOW", frame) is False
+    finally:
+        sock.close()
+        await gateway.shutdown()
+        await bus.close(timeout=1)
