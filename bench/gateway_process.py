@@ -131,7 +131,14 @@ def embedded_gateway(charge_point_ids: Sequence[str]) -> Iterator[GatewayProcess
                 _ocppgw(
                     "dev", "--host", LOOPBACK, "--port", str(port), "--data-dir", str(data_dir)
                 ),
-                env={**os.environ, "OCPP_LOG_LEVEL": "WARNING"},
+                env={
+                    **os.environ,
+                    "OCPP_LOG_LEVEL": "WARNING",
+                    # A closed-loop load test sends far faster than any real
+                    # charger: the per-charger flood limit must not throttle it.
+                    "OCPP_RATE_LIMIT": "1000000",
+                    "OCPP_RATE_BURST": "1000000",
+                },
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=log,

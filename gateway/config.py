@@ -7,6 +7,10 @@ from pathlib import Path
 
 from ocppj import SUBPROTOCOLS
 
+from .callqueue import CallQueueConfig
+from .keepalive import NLB_IDLE_TIMEOUT
+from .ratelimit import FloodPolicy
+
 __all__ = ["GatewayConfig"]
 
 
@@ -46,6 +50,25 @@ class GatewayConfig:
     #: too slow and is disconnected.
     max_write_buffer: int = 1024 * 1024
 
+    #: Seconds of silence before the server pings (below the NLB's 350 s idle
+    #: timeout), and seconds a ping may go unanswered before the connection
+    #: counts as a zombie and is dropped.
+    ping_interval: float = 60.0
+    pong_timeout: float = 30.0
+    #: Messages per second a charge point may send on average, the burst it
+    #: may send at once, and how many refusals within a minute mean a flood.
+    rate_limit: float = 10.0
+    rate_burst: float = 50.0
+    flood_strikes: int = 20
+    #: Seconds a backend command waits for the charger's answer before the
+    #: next one may go, and seconds a command may wait in line.
+    call_timeout: float = 30.0
+    queue_ttl: float = 10.0
+    max_queued: int = 16
+    #: Every connection is visited once per this many seconds (keepalive,
+    #: command timeouts) by one shared sweep.
+    sweep_period: float = 5.0
+
     def __post_init__(self) -> None:
         if not self.protocols:
             raise ValueError("protocols: at least one subprotocol must be enabled")
@@ -63,6 +86,10 @@ class GatewayConfig:
             raise ValueError(f"port: {self.port} is not a TCP port number")
         if self.max_message_size < 1024:
             raise ValueError("max_message_size: must be at least 1024 bytes")
+        self._check_security()
+        self._check_timing()
+
+    def _check_security(self) -> None:
         if self.security_profile not in (0, 1, 2, 3):
             raise ValueError(f"security_profile: {self.security_profile} is not 0, 1, 2 or 3")
         if self.security_profile >= 2 and not self.tls_certificates:
@@ -77,8 +104,22 @@ class GatewayConfig:
             raise ValueError("tls_client_ca: security profile 3 needs the chargers' CA")
         if self.security_profile != 3 and self.tls_client_ca is not None:
             raise ValueError("tls_client_ca: client certificates are profile 3 only")
+
+    def _check_timing(self) -> None:
         if self.registry_ttl < 0 or self.registry_negative_ttl < 0:
             raise ValueError("registry_ttl: cache lifetimes cannot be negative")
+        if not 0 < self.ping_interval < NLB_IDLE_TIMEOUT:
+            raise ValueError(
+                f"ping_interval: must be more than 0 and less than the NLB's "
+                f"{NLB_IDLE_TIMEOUT:g} s idle timeout"
+            )
+        if self.pong_timeout <= 0 or self.sweep_period <= 0:
+            raise ValueError("pong_timeout: must be a positive number of seconds")
+        if self.rate_limit <= 0 or self.rate_burst < 1:
+            raise ValueError("rate_limit: needs a positive rate and a burst of at least 1")
+        # Their own checks, with their own field names, at configuration time.
+        FloodPolicy(rate=self.rate_limit, burst=self.rate_burst, strikes=self.flood_strikes)
+        CallQueueConfig(self.call_timeout, self.queue_ttl, self.max_queued)
 
     @property
     def tls(self) -> bool:

@@ -10,6 +10,8 @@ from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport
 from ocppj import OcppVersion, version_for
 
 if TYPE_CHECKING:
+    from .callqueue import CallQueue
+    from .ratelimit import FloodState
     from .server import GatewayServer
 
 __all__ = ["ChargePointConnection", "RefusedConnection"]
@@ -18,15 +20,20 @@ __all__ = ["ChargePointConnection", "RefusedConnection"]
 class ChargePointConnection(WSListener):
     """The listener picows calls for each frame of one charge point.
 
-    Per-connection memory is the point of this class: slots only, and a
-    fragment buffer that exists only while a fragmented message arrives.
+    Per-connection memory is the point of this class: slots only, and
+    helpers (fragment buffer, flood standing, command queue) that exist only
+    while they have something to hold.
     """
 
     __slots__ = (
         "_fragments",
         "_gateway",
         "_writing_paused",
+        "calls",
         "charge_point_id",
+        "flood",
+        "last_received",
+        "ping_sent",
         "subprotocol",
         "transport",
         "version",
@@ -40,9 +47,17 @@ class ChargePointConnection(WSListener):
         self._gateway = gateway
         self._fragments: bytearray | None = None
         self._writing_paused = False
+        #: Loop time of the last frame of any kind (pongs included), for keepalive.
+        self.last_received = 0.0
+        self.ping_sent: float | None = None
+        #: Standing with the flood policy; None while the charger is within it.
+        self.flood: FloodState | None = None
+        #: Backend commands in flight and waiting; None while there are none.
+        self.calls: CallQueue | None = None
 
     def on_ws_connected(self, transport: WSTransport) -> None:
         self.transport = transport
+        self.last_received = self._gateway.loop_time()
         _forget_handshake(transport)
         self._gateway.connected(self)
 
@@ -50,9 +65,10 @@ class ChargePointConnection(WSListener):
         self._gateway.disconnected(self)
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        now = self.last_received = self._gateway.loop_time()
         kind = frame.msg_type
         if kind is WSMsgType.TEXT and frame.fin:
-            self._gateway.uplink(self, frame.get_payload_as_bytes())
+            self._gateway.uplink(self, frame.get_payload_as_bytes(), now)
         elif kind is WSMsgType.TEXT or kind is WSMsgType.CONTINUATION:
             self._fragment(frame)
         elif kind is WSMsgType.CLOSE:
@@ -60,7 +76,7 @@ class ChargePointConnection(WSListener):
             transport.disconnect()
         elif kind is WSMsgType.BINARY:
             self.close(WSCloseCode.UNSUPPORTED_DATA, "OCPP-J messages are text frames")
-        # PING is answered by picows; PONG needs nothing yet.
+        # PING is answered by picows; a PONG only needed to arrive (last_received).
 
     def _fragment(self, frame: WSFrame) -> None:
         if frame.msg_type is WSMsgType.TEXT:
@@ -74,7 +90,7 @@ class ChargePointConnection(WSListener):
             self.close(WSCloseCode.MESSAGE_TOO_BIG, "message exceeds the size limit")
         elif frame.fin:
             message, self._fragments = bytes(self._fragments), None
-            self._gateway.uplink(self, message)
+            self._gateway.uplink(self, message, self.last_received)
 
     def send(self, frame: bytes, max_write_buffer: int) -> bool:
         """Write a frame; False (and the connection closed) if the charger
@@ -107,6 +123,16 @@ class ChargePointConnection(WSListener):
         transport = self.transport
         if transport is not None and not transport.is_disconnected:
             transport.underlying_transport.resume_reading()
+
+    def ping(self, now: float) -> None:
+        if self.transport is not None:
+            self.transport.send_ping()
+            self.ping_sent = now
+
+    def abort(self) -> None:
+        """Drop the connection without a closing handshake (a zombie would not answer it)."""
+        if self.transport is not None:
+            self.transport.disconnect(graceful=False)
 
     def close(self, code: WSCloseCode, reason: str) -> None:
         if self.transport is not None:

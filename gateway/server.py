@@ -20,6 +20,8 @@ from picows import WSCloseCode, WSUpgradeResponse, WSUpgradeResponseWithListener
 
 from ocppj import (
     Call,
+    CallError,
+    CallResult,
     GenericError,
     InvalidIdentity,
     MalformedFrame,
@@ -30,12 +32,16 @@ from ocppj import (
 
 from .admission import AdmissionProtocol, Request
 from .bus import Bus, BusFull
+from .callqueue import CallQueue, CallQueueConfig, QueueFull
 from .config import GatewayConfig
 from .connection import ChargePointConnection, RefusedConnection
 from .handshake import choose_subprotocol, offered_subprotocols
+from .keepalive import Action, keepalive_action
 from .lookup_cache import MISSING, LookupCache
 from .metrics import GatewayMetrics
+from .ratelimit import DISCONNECT, FloodPolicy, Slow
 from .security import Credentials, check_credentials
+from .sweep import Sweeper
 
 __all__ = ["GatewayServer"]
 
@@ -73,6 +79,24 @@ class GatewayServer:
         self._tasks: set[asyncio.Task[None]] = set()
         self.metrics = GatewayMetrics()
         self.read_buffer_size = READ_BUFFER_INIT_SIZE
+        self._flood = FloodPolicy(
+            rate=config.rate_limit, burst=config.rate_burst, strikes=config.flood_strikes
+        )
+        self._calls = CallQueueConfig(
+            call_timeout=config.call_timeout,
+            queue_ttl=config.queue_ttl,
+            max_queued=config.max_queued,
+        )
+        # One sweep visits every connection once per sweep_period: keepalive
+        # pings, zombies, command timeouts. No timer or task per connection.
+        self._sweeper: Sweeper[ChargePointConnection] = Sweeper(
+            self._visit, period=config.sweep_period, tick=min(1.0, config.sweep_period)
+        )
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def loop_time(self) -> float:
+        assert self._loop is not None
+        return self._loop.time()
 
     @property
     def port(self) -> int:
@@ -89,7 +113,8 @@ class GatewayServer:
         return self._directory.reads
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
+        self._sweeper.start()
         self._server = await loop.create_server(
             lambda: AdmissionProtocol(self),
             self.config.host,
@@ -111,17 +136,26 @@ class GatewayServer:
             },
         )
 
-    async def shutdown(self, code: WSCloseCode = WSCloseCode.GOING_AWAY) -> None:
-        """Stop accepting, then close every charge point with ``code``."""
+    def stop_accepting(self) -> None:
+        """Close the listening socket and stop reading from charge points, so
+        that what is in flight can drain while nothing new comes in."""
         if self._server is not None:
             self._server.close()
         for task in list(self._tasks):
             task.cancel()
+        for connection in self._connections.values():
+            connection.pause_reading()
+
+    async def shutdown(self, code: WSCloseCode = WSCloseCode.GOING_AWAY) -> None:
+        """Stop accepting, then close every charge point with ``code`` (1001:
+        it reconnects, through the load balancer, to another task)."""
+        self.stop_accepting()
+        await self._sweeper.stop()
         for connection in list(self._connections.values()):
             connection.close(code, "server shutting down")
         if self._server is not None:
             await self._server.wait_closed()
-        log.info("gateway stopped")
+        log.info("gateway stopped", extra={"closeCode": code.value})
 
     # -- admission ------------------------------------------------------------
 
@@ -245,6 +279,7 @@ class GatewayServer:
 
     def connected(self, connection: ChargePointConnection) -> None:
         self.metrics.handshakes += 1
+        self._sweeper.add(connection)
         previous = self._connections.get(connection.charge_point_id)
         self._connections[connection.charge_point_id] = connection
         if previous is not None:
@@ -260,6 +295,14 @@ class GatewayServer:
 
     def disconnected(self, connection: ChargePointConnection) -> None:
         self._paused.discard(connection)
+        self._sweeper.discard(connection)
+        if connection.calls is not None:
+            dropped = connection.calls.drain()
+            if dropped:
+                log.info(
+                    "commands dropped: charge point gone",
+                    extra={"chargePointId": connection.charge_point_id, "messageIds": dropped},
+                )
         # A replaced connection must not remove its successor.
         if self._connections.get(connection.charge_point_id) is connection:
             del self._connections[connection.charge_point_id]
@@ -267,9 +310,22 @@ class GatewayServer:
 
     # -- frames ---------------------------------------------------------------
 
-    def uplink(self, connection: ChargePointConnection, frame: bytes) -> None:
-        """A whole message from a charge point: check its framing, then publish it."""
+    def uplink(self, connection: ChargePointConnection, frame: bytes, now: float) -> None:
+        """A whole message from a charge point: police its rate, check its
+        framing, release the next command if it answers one, publish it."""
         self.metrics.frames_in += 1
+        flood = connection.flood
+        if flood is None:
+            flood = connection.flood = self._flood.new_state(now)
+        verdict = self._flood.judge(flood, now)
+        if verdict is DISCONNECT:
+            self.metrics.errors["flood"] += 1
+            log.warning(
+                "charge point floods: disconnected",
+                extra={"chargePointId": connection.charge_point_id},
+            )
+            connection.close(WSCloseCode.POLICY_VIOLATION, "too many messages")
+            return
         try:
             message = parse(frame)
         except MalformedFrame as exc:
@@ -281,6 +337,8 @@ class GatewayServer:
             if exc.answer:
                 self._send(connection, encode_error(exc.error, exc.message_id, connection.version))
             return
+        if connection.calls is not None and isinstance(message, CallResult | CallError):
+            self._release(connection, connection.calls.answered(message.message_id, now))
         bus = self._bus
         try:
             bus.publish(connection.charge_point_id, connection.subprotocol, frame)
@@ -292,11 +350,29 @@ class GatewayServer:
             if isinstance(message, Call):
                 busy = GenericError("the backend is busy; retry later")
                 self._send(connection, encode_error(busy, message.message_id, connection.version))
-        if bus.saturated and connection not in self._paused:
+        if isinstance(verdict, Slow):
+            self.metrics.errors["rate limited"] += 1
+            self._pause_for(connection, verdict.delay)
+        elif bus.saturated and connection not in self._paused:
             # Stop reading from whoever sends while the bus is full: their
             # frames wait in the kernel, not in our memory.
             connection.pause_reading()
             self._paused.add(connection)
+
+    def _pause_for(self, connection: ChargePointConnection, delay: float) -> None:
+        """Slow a charger down: stop reading it for ``delay`` seconds (one
+        timer, and only while it is slowed)."""
+        if connection in self._paused:
+            return
+        connection.pause_reading()
+        self._paused.add(connection)
+        assert self._loop is not None
+        self._loop.call_later(delay, self._resume, connection)
+
+    def _resume(self, connection: ChargePointConnection) -> None:
+        if connection in self._paused and not self._bus.saturated:
+            self._paused.discard(connection)
+            connection.resume_reading()
 
     def bus_drained(self) -> None:
         """The bus has room again: read from the paused charge points."""
@@ -310,12 +386,73 @@ class GatewayServer:
         return None if connection is None else connection.subprotocol
 
     def deliver(self, charge_point_id: str, frame: bytes) -> bool:
-        """Write a downlink frame to a connected charge point; False if it is not connected."""
+        """Write a downlink frame to a connected charge point; False if it is not connected.
+
+        A CALL from the backend waits in the charger's command line while an
+        earlier one is unanswered (OCPP: one outstanding CALL per direction);
+        answers to the charger's own CALLs go out at once.
+        """
         connection = self._connections.get(charge_point_id)
         if connection is None:
             return False
-        self._send(connection, frame)
+        if frame.lstrip()[:2] != b"[2":
+            self._send(connection, frame)
+            return True
+        try:
+            message_id = str(orjson.loads(frame)[1])
+        except (orjson.JSONDecodeError, IndexError, TypeError):
+            self._send(connection, frame)  # not ours to judge; the charger will answer it
+            return True
+        calls = connection.calls
+        if calls is None:
+            calls = connection.calls = CallQueue(self._calls)
+        try:
+            self._release(connection, calls.send_or_queue(message_id, frame, self.loop_time()))
+        except QueueFull:
+            self.metrics.errors["command line full"] += 1
+            log.warning(
+                "command dropped: too many waiting",
+                extra={"chargePointId": charge_point_id, "messageId": message_id},
+            )
         return True
+
+    def _release(self, connection: ChargePointConnection, frame: bytes | None) -> None:
+        if frame is not None:
+            self._send(connection, frame)
+        if connection.calls is not None and connection.calls.is_idle:
+            connection.calls = None
+
+    def _visit(self, connection: ChargePointConnection, now: float) -> None:
+        """The sweep's visit: keepalive, command timeouts, forgetting a settled flood."""
+        config = self.config
+        action = keepalive_action(
+            connection.last_received,
+            connection.ping_sent,
+            now,
+            config.ping_interval,
+            config.pong_timeout,
+        )
+        if action is Action.PING:
+            connection.ping(now)
+        elif action is Action.CLOSE:
+            self.metrics.errors["no pong"] += 1
+            log.info(
+                "charge point silent: dropped", extra={"chargePointId": connection.charge_point_id}
+            )
+            connection.abort()
+            return
+        calls = connection.calls
+        if calls is not None:
+            expired, frame = calls.tick(now)
+            if expired:
+                self.metrics.errors["command expired in line"] += len(expired)
+                log.info(
+                    "commands expired before they could be sent",
+                    extra={"chargePointId": connection.charge_point_id, "messageIds": expired},
+                )
+            self._release(connection, frame)
+        if connection.flood is not None and self._flood.is_settled(connection.flood, now):
+            connection.flood = None
 
     def _send(self, connection: ChargePointConnection, frame: bytes) -> None:
         self.metrics.frames_out += 1

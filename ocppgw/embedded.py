@@ -125,10 +125,14 @@ async def run_embedded(settings: DevSettings) -> AsyncIterator[EmbeddedSystem]:
         bus.set_handler(Processor(build_router(), services, on_answer=answers.resolve).handle)
         commands = Commands(services)
 
+        # Shutdown runs these in reverse: stop accepting and reading, let the
+        # bus drain (answers still reach their chargers), then close the
+        # chargers with 1001 so they reconnect elsewhere.
+        stack.push_async_callback(gateway.shutdown)
         await bus.start(gateway.deliver, gateway.bus_drained)
         stack.push_async_callback(bus.close, DRAIN_TIMEOUT)
         await gateway.start()
-        stack.push_async_callback(gateway.shutdown)
+        stack.callback(gateway.stop_accepting)
         management = ManagementApi(
             commands,
             registry=registry,

@@ -29,6 +29,14 @@ ENVIRONMENT = {
     "OCPP_TLS_ORGANIZATION": "",
     "OCPP_REGISTRY_TTL": "5",
     "OCPP_REGISTRY_NEGATIVE_TTL": "0",
+    "OCPP_PING_INTERVAL": "60",
+    "OCPP_PONG_TIMEOUT": "30",
+    "OCPP_RATE_LIMIT": "10",
+    "OCPP_RATE_BURST": "50",
+    "OCPP_FLOOD_STRIKES": "20",
+    "OCPP_COMMAND_QUEUE_TTL": "10",
+    "OCPP_MAX_QUEUED_COMMANDS": "16",
+    "OCPP_SWEEP_PERIOD": "5",
     "OCPP_HEARTBEAT_INTERVAL": "300",
     "OCPP_CALL_TIMEOUT": "30",
     "OCPP_ID_TOKENS": "",
@@ -76,6 +84,15 @@ class DevSettings:
             tls_organization=env.text("OCPP_TLS_ORGANIZATION") or None,
             registry_ttl=env.number("OCPP_REGISTRY_TTL"),
             registry_negative_ttl=env.number("OCPP_REGISTRY_NEGATIVE_TTL"),
+            ping_interval=env.number("OCPP_PING_INTERVAL"),
+            pong_timeout=env.number("OCPP_PONG_TIMEOUT"),
+            rate_limit=env.number("OCPP_RATE_LIMIT"),
+            rate_burst=env.number("OCPP_RATE_BURST"),
+            flood_strikes=env.integer("OCPP_FLOOD_STRIKES"),
+            call_timeout=env.number("OCPP_CALL_TIMEOUT"),
+            queue_ttl=env.number("OCPP_COMMAND_QUEUE_TTL"),
+            max_queued=env.integer("OCPP_MAX_QUEUED_COMMANDS"),
+            sweep_period=env.number("OCPP_SWEEP_PERIOD"),
         )
         processor = env.build(
             ProcessorConfig,
@@ -121,6 +138,10 @@ _VARIABLE_OF_FIELD = {
     "tls_certificates": "OCPP_TLS_CERTIFICATES",
     "tls_client_ca": "OCPP_TLS_CLIENT_CA",
     "registry_ttl": "OCPP_REGISTRY_TTL",
+    "ping_interval": "OCPP_PING_INTERVAL",
+    "pong_timeout": "OCPP_PONG_TIMEOUT",
+    "rate_limit": "OCPP_RATE_LIMIT",
+    "queue_ttl": "OCPP_COMMAND_QUEUE_TTL",
 }
 
 

@@ -106,7 +106,8 @@ async def test_a_charger_that_does_not_read_is_disconnected() -> None:
             ).encode(),
         )
         assert b"101" in await asyncio.wait_for(loop.sock_recv(sock, 1024), 5)
-        frame = orjson.dumps([2, "x", "DataTransfer", {"vendorId": "v", "data": "y" * 60_000}])
+        # Answers, not commands: commands would wait in line one at a time.
+        frame = orjson.dumps([3, "x", {"status": "Accepted", "data": "y" * 60_000}])
         for _ in range(400):  # at most 24 MB, far more than any socket buffer
             if not gateway.deliver("SLOW", frame):
                 break
