@@ -124,6 +124,11 @@ class ChargePointConnection(WSListener):
         if transport is not None and not transport.is_disconnected:
             transport.underlying_transport.resume_reading()
 
+    @property
+    def closing(self) -> bool:
+        """True once we sent a close frame: what it still sends is not relayed."""
+        return self.transport is not None and self.transport.is_close_frame_sent
+
     def ping(self, now: float) -> None:
         if self.transport is not None:
             self.transport.send_ping()

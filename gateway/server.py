@@ -314,6 +314,8 @@ class GatewayServer:
         """A whole message from a charge point: police its rate, check its
         framing, release the next command if it answers one, publish it."""
         self.metrics.frames_in += 1
+        if connection.closing:
+            return
         flood = connection.flood
         if flood is None:
             flood = connection.flood = self._flood.new_state(now)
