@@ -42,7 +42,7 @@ __all__ = ["main"]
 DESIGN_TARGET_KB = 8
 #: Upper bound on --chargers: the server and this process each hold one
 #: descriptor per charger, and both may open at most 20,000 files here.
-MAX_CHARGERS = 8000
+MAX_CHARGERS = 19000
 #: Seconds the warm-up Heartbeat may take.
 WARM_UP_TIMEOUT = 10.0
 #: Seconds to let the server settle (frees, writer thread) before reading VmRSS.

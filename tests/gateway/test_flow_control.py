@@ -123,3 +123,43 @@ async def test_a_charger_that_does_not_read_is_disconnected() -> None:
         sock.close()
         await gateway.shutdown()
         await bus.close(timeout=1)
+
+
+class DownBus:
+    """A bus whose broker is unreachable."""
+
+    saturated = False
+    healthy = False
+    pending = 3
+
+    async def start(self, deliver: object, on_drained: object) -> None:
+        pass
+
+    def publish(self, charge_point_id: str, subprotocol: str, frame: bytes) -> None:
+        pass
+
+    async def close(self, timeout: float) -> None:
+        pass
+
+
+async def test_health_is_503_and_metrics_say_so_while_the_bus_is_down() -> None:
+    gateway = GatewayServer(GatewayConfig(host="127.0.0.1", port=0), find_any, DownBus())
+    await gateway.start()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
+        writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        response = await asyncio.wait_for(reader.read(), 5)
+        writer.close()
+        head, _, body = response.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 503")
+        assert orjson.loads(body) == {"status": "unhealthy", "connections": 0, "bus": "down"}
+
+        reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
+        writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        response = await asyncio.wait_for(reader.read(), 5)
+        writer.close()
+        assert b"text/plain; version=0.0.4" in response
+        assert b"\nocppgw_bus_up 0\n" in response
+        assert b"\nocppgw_bus_pending_frames 3\n" in response
+    finally:
+        await gateway.shutdown()
