@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import TYPE_CHECKING, cast
 
+import orjson
 from multidict import CIMultiDict
 from picows import WSAutoPingStrategy, WSUpgradeRequest, WSUpgradeResponseWithListener
 
@@ -146,7 +147,7 @@ class AdmissionProtocol(asyncio.Protocol):
         if self._transport is None:
             return
         self._server.count_rejection(status.phrase)
-        body = f'{{"error": "{text or status.phrase}"}}'.encode()
+        body = orjson.dumps({"error": text or status.phrase})
         self._transport.write(
             b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
             b"Connection: close\r\n\r\n%s" % (status.value, status.phrase.encode(), len(body), body)

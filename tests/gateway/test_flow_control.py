@@ -163,3 +163,22 @@ async def test_health_is_503_and_metrics_say_so_while_the_bus_is_down() -> None:
         assert b"\nocppgw_bus_pending_frames 3\n" in response
     finally:
         await gateway.shutdown()
+
+
+async def test_a_request_that_is_not_http_gets_400_and_a_huge_one_431() -> None:
+    gateway = GatewayServer(GatewayConfig(host="127.0.0.1", port=0), find_any, DownBus())
+    await gateway.start()
+    try:
+        for request, status in [
+            (b"HELLO\r\n\r\n", b"400"),
+            (b"GET / HTTP/1.1\r\nBroken header\r\n\r\n", b"400"),
+            (b"GET / HTTP/1.1\r\nX: " + b"y" * 9000, b"431"),
+        ]:
+            reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
+            writer.write(request)
+            response = await asyncio.wait_for(reader.read(), 5)
+            writer.close()
+            assert response.startswith(b"HTTP/1.1 " + status), response
+            assert orjson.loads(response.partition(b"\r\n\r\n")[2])["error"]
+    finally:
+        await gateway.shutdown()
