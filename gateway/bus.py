@@ -34,6 +34,16 @@ class Bus(Protocol):
         """Queue an uplink frame without waiting; raise ``BusFull`` if it cannot."""
         ...
 
+    def announce(self, charge_point_id: str, subprotocol: str, connected: bool) -> None:
+        """Tell the backend that a charge point connected (``connected=True``,
+        with the subprotocol it speaks) or that its last connection is gone.
+
+        A bus that routes downlinks (MQTT) assigns the charge point its route
+        on connect and releases it on disconnect; the backend learns the route
+        from this presence message. Never raises, never waits.
+        """
+        ...
+
     @property
     def saturated(self) -> bool:
         """True from the high-water mark until ``on_drained`` is called."""

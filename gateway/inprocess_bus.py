@@ -65,6 +65,9 @@ class InProcessBus:
         if self._queue.qsize() >= self._high:
             self._saturated = True
 
+    def announce(self, charge_point_id: str, subprotocol: str, connected: bool) -> None:
+        """Nothing to do: in one process the processor reaches the gateway directly."""
+
     @property
     def saturated(self) -> bool:
         return self._saturated

@@ -284,6 +284,7 @@ class GatewayServer:
         self._connections[connection.charge_point_id] = connection
         if previous is not None:
             previous.close(WSCloseCode.POLICY_VIOLATION, "replaced by a newer connection")
+        self._bus.announce(connection.charge_point_id, connection.subprotocol, True)
         log.info(
             "charge point connected",
             extra={
@@ -303,9 +304,11 @@ class GatewayServer:
                     "commands dropped: charge point gone",
                     extra={"chargePointId": connection.charge_point_id, "messageIds": dropped},
                 )
-        # A replaced connection must not remove its successor.
+        # A replaced connection must not remove its successor, nor announce
+        # the charger gone.
         if self._connections.get(connection.charge_point_id) is connection:
             del self._connections[connection.charge_point_id]
+            self._bus.announce(connection.charge_point_id, connection.subprotocol, False)
         log.info("charge point disconnected", extra={"chargePointId": connection.charge_point_id})
 
     # -- frames ---------------------------------------------------------------

@@ -138,6 +138,9 @@ class DownBus:
     def publish(self, charge_point_id: str, subprotocol: str, frame: bytes) -> None:
         pass
 
+    def announce(self, charge_point_id: str, subprotocol: str, connected: bool) -> None:
+        pass
+
     async def close(self, timeout: float) -> None:
         pass
 

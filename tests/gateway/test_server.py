@@ -209,6 +209,9 @@ class FullBus:
     def publish(self, charge_point_id: str, subprotocol: str, frame: bytes) -> None:
         raise BusFull("no room")
 
+    def announce(self, charge_point_id: str, subprotocol: str, connected: bool) -> None:
+        pass
+
     async def close(self, timeout: float) -> None:
         pass
 

@@ -1,0 +1,275 @@
+"""What the MQTT bus tests share: a private Mosquitto, a backend client, waits.
+
+The "backend" is a second, independent gmqtt client that sees what the
+gateway publishes and publishes downlinks, as the processor would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import getpass
+import os
+import shutil
+import socket
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gmqtt
+
+from gateway.mqtt_bus import MqttBus
+from gateway.mqtt_settings import MqttSettings
+
+#: Every wait in these tests ends within this many seconds.
+WAIT = 10.0
+
+_SEARCH = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto", "/opt/homebrew/sbin/mosquitto")
+
+
+def mosquitto_executable() -> str | None:
+    found = shutil.which("mosquitto")
+    if found:
+        return found
+    return next((path for path in _SEARCH if os.access(path, os.X_OK)), None)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def eventually(condition: Callable[[], bool], timeout: float = WAIT) -> None:
+    """Wait until ``condition()`` holds; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout} s: {condition}")
+        await asyncio.sleep(0.01)
+
+
+class Broker:
+    """A private Mosquitto: ``start()``, ``stop()`` and ``start()`` again on the same port."""
+
+    def __init__(self, executable: str, folder: Path, extra: str = "") -> None:
+        self.port = free_port()
+        self.folder = folder
+        self.config = folder / "mosquitto.conf"
+        lines = [
+            f"listener {self.port} 127.0.0.1",
+            "allow_anonymous true",
+            # Sessions and queued messages of persistent clients (the test
+            # backend) survive a restart, as a production broker's do.
+            "persistence true",
+            f"persistence_location {folder}/",
+            "autosave_interval 0",
+        ]
+        if os.geteuid() == 0:
+            # As root Mosquitto would switch to its own user, which cannot
+            # read the test's private folder.
+            lines.append(f"user {getpass.getuser()}")
+        self.config.write_text("\n".join(lines) + "\n" + extra)
+        self._executable = executable
+        self._process: asyncio.subprocess.Process | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        log = (self.folder / "mosquitto.log").open("ab")
+        self._process = await asyncio.create_subprocess_exec(
+            self._executable,
+            "-c",
+            str(self.config),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=log,
+        )
+        log.close()
+        deadline = time.monotonic() + WAIT
+        while True:
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", self.port)
+            except OSError:
+                if self._process.returncode is not None or time.monotonic() > deadline:
+                    output = (self.folder / "mosquitto.log").read_text(errors="replace")
+                    raise RuntimeError(f"mosquitto did not start:\n{output}") from None
+                await asyncio.sleep(0.02)
+            else:
+                writer.close()
+                return
+
+    async def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None or process.returncode is not None:
+            return
+        process.terminate()
+        try:
+            await asyncio.wait_for(process.wait(), WAIT)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
+
+def settings(broker: Broker, prefix: str, **overrides: Any) -> MqttSettings:
+    """Settings of a bus on ``broker`` that reconnects fast enough for a test."""
+    values: dict[str, Any] = {
+        "url": broker.url,
+        "gateway_id": "gw-test",
+        "prefix": prefix,
+        "connect_timeout": 2.0,
+        "reconnect_initial": 0.05,
+        "reconnect_max": 0.4,
+        **overrides,
+    }
+    return MqttSettings(**values)
+
+
+@dataclass
+class Received:
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+    at: float
+
+
+class Backend:
+    """A second MQTT client: what the processor would see and send."""
+
+    def __init__(self, client_id: str) -> None:
+        # A persistent session: what the gateway publishes while the backend
+        # reconnects (say, after a broker restart) waits for it.
+        self.client = gmqtt.Client(client_id, clean_session=False, session_expiry_interval=3600)
+        self.client.set_config({"reconnect_retries": -1, "reconnect_delay": 0.1})
+        self.client.on_message = self._on_message
+        self.received: list[Received] = []
+        self._subscribed: dict[int, asyncio.Future[None]] = {}
+        self.client.on_subscribe = self._on_subscribe
+
+    async def connect(self, broker: Broker) -> None:
+        await self.client.connect("127.0.0.1", broker.port, keepalive=10)
+
+    async def subscribe(self, topic_filter: str) -> None:
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._subscribed[self.client.subscribe(topic_filter, qos=1)] = waiter
+        await asyncio.wait_for(waiter, WAIT)
+
+    def publish(self, topic: str, payload: bytes) -> None:
+        self.client.publish(topic, payload, qos=1)
+
+    def on(self, topic_filter: Callable[[str], bool]) -> list[Received]:
+        return [r for r in self.received if topic_filter(r.topic)]
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.client.disconnect(), 2)
+
+    def _on_message(self, client: Any, topic: str, payload: bytes, qos: int, props: Any) -> int:
+        retain = bool(props.get("retain"))
+        self.received.append(Received(topic, payload, qos, retain, time.monotonic()))
+        return 0
+
+    def _on_subscribe(self, client: Any, mid: int, qos: Any, props: Any) -> None:
+        waiter = self._subscribed.pop(mid, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+
+class Delivered:
+    """The gateway's side of downlinks: records ``deliver(cp, frame)``."""
+
+    def __init__(self, connected: bool = True) -> None:
+        self.frames: list[tuple[str, bytes]] = []
+        self.connected = connected
+        self.drained = 0
+
+    def __call__(self, charge_point_id: str, frame: bytes) -> bool:
+        self.frames.append((charge_point_id, frame))
+        return self.connected
+
+    def on_drained(self) -> None:
+        self.drained += 1
+
+
+@contextlib.asynccontextmanager
+async def running(bus: MqttBus, delivered: Delivered | None = None) -> AsyncIterator[Delivered]:
+    """Start ``bus``; close it (briefly) at the end, whatever happens."""
+    delivered = delivered or Delivered()
+    await bus.start(delivered, delivered.on_drained)
+    try:
+        yield delivered
+    finally:
+        await bus.close(timeout=2)
+
+
+class Proxy:
+    """A TCP relay between the bus and a broker that a test can disturb as a
+    network would: ``hold`` stops what the broker sends (PUBACKs included)
+    from reaching the client, ``cut`` drops every relayed connection."""
+
+    def __init__(self, broker: Broker) -> None:
+        self._broker = broker
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.hold = False
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        self.port = int(self._server.sockets[0].getsockname()[1])
+
+    def cut(self) -> None:
+        for writer in list(self._writers):
+            writer.transport.abort()
+        self._writers.clear()
+
+    async def close(self) -> None:
+        self.cut()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            upstream_reader, upstream_writer = await asyncio.open_connection(
+                "127.0.0.1", self._broker.port
+            )
+        except OSError:
+            writer.transport.abort()
+            return
+        self._writers.update((writer, upstream_writer))
+        tasks = [
+            asyncio.create_task(self._pipe(reader, upstream_writer, held=False)),
+            asyncio.create_task(self._pipe(upstream_reader, writer, held=True)),
+        ]
+        self._tasks.update(tasks)
+        for task in tasks:
+            task.add_done_callback(self._tasks.discard)
+
+    async def _pipe(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, held: bool
+    ) -> None:
+        withheld = b""
+        try:
+            while data := await reader.read(65536):
+                if held and self.hold:
+                    withheld += data
+                    continue
+                writer.write(withheld + data)
+                withheld = b""
+        except OSError:
+            pass
+        finally:
+            writer.transport.abort()
