@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
@@ -29,7 +28,9 @@ from processor.clock import SystemClock
 
 from . import remote
 from .embedded import run_embedded
+from .gateway_service import GatewaySettings
 from .logs import configure_logging
+from .processes import run_gateways, stop_on_signals
 from .settings import ENVIRONMENT, DevSettings, SettingsError
 
 __all__ = ["main"]
@@ -41,8 +42,9 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     """Run one ``ocppgw`` command; return its exit status."""
     parser = _parser()
     args = parser.parse_args(argv)
+    args.environ = os.environ if environ is None else environ
     try:
-        settings = DevSettings.from_env(os.environ if environ is None else environ)
+        settings = DevSettings.from_env(args.environ)
     except SettingsError as exc:
         parser.error(str(exc))
     if getattr(args, "data_dir", None) is not None:
@@ -90,6 +92,24 @@ def _parser() -> argparse.ArgumentParser:
         "--port", type=_port, help="port to listen on (env OCPP_GATEWAY_PORT, default 8080)"
     )
     dev.set_defaults(command=_dev)
+
+    gateway = commands.add_parser(
+        "gateway",
+        parents=[data],
+        help="run the production gateway, relaying over MQTT (MQTT_URL or IOT_ENDPOINT)",
+    )
+    gateway.add_argument(
+        "--host", help="address to listen on (env OCPP_GATEWAY_HOST, default 0.0.0.0)"
+    )
+    gateway.add_argument(
+        "--port", type=_port, help="port to listen on (env OCPP_GATEWAY_PORT, default 8080)"
+    )
+    gateway.add_argument(
+        "--workers",
+        type=_positive,
+        help="processes sharing the port (SO_REUSEPORT), one per core; env OCPP_GATEWAY_WORKERS",
+    )
+    gateway.set_defaults(command=_gateway)
 
     charge_points = commands.add_parser("charge-points", help="manage the charge point registry")
     registry = charge_points.add_subparsers(title="actions", required=True, metavar="ACTION")
@@ -166,6 +186,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _positive(text: str) -> int:
+    number = _non_negative(text)
+    if number == 0:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return number
+
+
 def _non_negative(text: str) -> int:
     try:
         number = int(text)
@@ -189,6 +216,23 @@ def _port(text: str) -> int:
 # -- commands ----------------------------------------------------------------
 
 
+def _gateway(args: argparse.Namespace, settings: DevSettings) -> int:
+    gateway_settings = GatewaySettings.from_env(args.environ)
+    config = gateway_settings.gateway
+    if args.host is not None:
+        config = replace(config, host=args.host)
+    if args.port is not None:
+        config = replace(config, port=args.port)
+    if args.workers is not None:
+        gateway_settings = replace(gateway_settings, workers=args.workers)
+        if args.workers > 1:
+            config = replace(config, reuse_port=True)
+    if args.data_dir is not None:
+        gateway_settings = replace(gateway_settings, data_dir=args.data_dir)
+    configure_logging(gateway_settings.log_level)
+    return run_gateways(replace(gateway_settings, gateway=config))
+
+
 def _dev(args: argparse.Namespace, settings: DevSettings) -> int:
     gateway = settings.gateway
     if args.host is not None:
@@ -205,18 +249,7 @@ def _dev(args: argparse.Namespace, settings: DevSettings) -> int:
 
 
 async def _serve(settings: DevSettings) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-
-    def on_signal(signum: int) -> None:
-        if stop.is_set():
-            log.warning("second signal: exiting at once", extra={"signal": signum})
-            os._exit(128 + signum)
-        log.info("shutting down", extra={"signal": signum})
-        stop.set()
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, on_signal, signum)
+    stop = stop_on_signals()
     async with run_embedded(settings) as system:
         log.info(
             "ready: charge points connect to ws://%s:%d/{chargePointId}",

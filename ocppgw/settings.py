@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from gateway import GatewayConfig
 from processor import ProcessorConfig
 
-__all__ = ["DevSettings", "SettingsError", "ENVIRONMENT"]
+__all__ = ["ENVIRONMENT", "DevSettings", "Environment", "SettingsError", "gateway_config"]
 
 #: Every variable the embedded default reads, with its default, for docs and --help.
 ENVIRONMENT = {
@@ -70,30 +70,8 @@ class DevSettings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> DevSettings:
-        env = _Environment(environ)
-        gateway = env.build(
-            GatewayConfig,
-            host=env.text("OCPP_GATEWAY_HOST"),
-            port=env.integer("OCPP_GATEWAY_PORT"),
-            protocols=tuple(p.strip() for p in env.text("OCPP_PROTOCOLS").split(",") if p.strip()),
-            default_protocol=env.text("OCPP_DEFAULT_PROTOCOL") or None,
-            max_message_size=env.integer("OCPP_MAX_MESSAGE_SIZE"),
-            security_profile=env.integer("OCPP_SECURITY_PROFILE"),
-            tls_certificates=env.certificates("OCPP_TLS_CERTIFICATES"),
-            tls_client_ca=env.path("OCPP_TLS_CLIENT_CA"),
-            tls_organization=env.text("OCPP_TLS_ORGANIZATION") or None,
-            registry_ttl=env.number("OCPP_REGISTRY_TTL"),
-            registry_negative_ttl=env.number("OCPP_REGISTRY_NEGATIVE_TTL"),
-            ping_interval=env.number("OCPP_PING_INTERVAL"),
-            pong_timeout=env.number("OCPP_PONG_TIMEOUT"),
-            rate_limit=env.number("OCPP_RATE_LIMIT"),
-            rate_burst=env.number("OCPP_RATE_BURST"),
-            flood_strikes=env.integer("OCPP_FLOOD_STRIKES"),
-            call_timeout=env.number("OCPP_CALL_TIMEOUT"),
-            queue_ttl=env.number("OCPP_COMMAND_QUEUE_TTL"),
-            max_queued=env.integer("OCPP_MAX_QUEUED_COMMANDS"),
-            sweep_period=env.number("OCPP_SWEEP_PERIOD"),
-        )
+        env = Environment(environ)
+        gateway = gateway_config(env)
         processor = env.build(
             ProcessorConfig,
             heartbeat_interval=env.integer("OCPP_HEARTBEAT_INTERVAL"),
@@ -125,6 +103,33 @@ class DevSettings:
         return f"http://{host}:{self.management_port}"
 
 
+def gateway_config(env: Environment) -> GatewayConfig:
+    """The gateway's part of any deployable's settings."""
+    return env.build(
+        GatewayConfig,
+        host=env.text("OCPP_GATEWAY_HOST"),
+        port=env.integer("OCPP_GATEWAY_PORT"),
+        protocols=tuple(p.strip() for p in env.text("OCPP_PROTOCOLS").split(",") if p.strip()),
+        default_protocol=env.text("OCPP_DEFAULT_PROTOCOL") or None,
+        max_message_size=env.integer("OCPP_MAX_MESSAGE_SIZE"),
+        security_profile=env.integer("OCPP_SECURITY_PROFILE"),
+        tls_certificates=env.certificates("OCPP_TLS_CERTIFICATES"),
+        tls_client_ca=env.path("OCPP_TLS_CLIENT_CA"),
+        tls_organization=env.text("OCPP_TLS_ORGANIZATION") or None,
+        registry_ttl=env.number("OCPP_REGISTRY_TTL"),
+        registry_negative_ttl=env.number("OCPP_REGISTRY_NEGATIVE_TTL"),
+        ping_interval=env.number("OCPP_PING_INTERVAL"),
+        pong_timeout=env.number("OCPP_PONG_TIMEOUT"),
+        rate_limit=env.number("OCPP_RATE_LIMIT"),
+        rate_burst=env.number("OCPP_RATE_BURST"),
+        flood_strikes=env.integer("OCPP_FLOOD_STRIKES"),
+        call_timeout=env.number("OCPP_CALL_TIMEOUT"),
+        queue_ttl=env.number("OCPP_COMMAND_QUEUE_TTL"),
+        max_queued=env.integer("OCPP_MAX_QUEUED_COMMANDS"),
+        sweep_period=env.number("OCPP_SWEEP_PERIOD"),
+    )
+
+
 # Config classes say "field: problem"; users know the variable, not the field.
 _VARIABLE_OF_FIELD = {
     "host": "OCPP_GATEWAY_HOST",
@@ -145,12 +150,17 @@ _VARIABLE_OF_FIELD = {
 }
 
 
-class _Environment:
-    def __init__(self, environ: Mapping[str, str]) -> None:
+class Environment:
+    """Typed reads of environment variables; every error names the variable."""
+
+    def __init__(
+        self, environ: Mapping[str, str], defaults: Mapping[str, str] = ENVIRONMENT
+    ) -> None:
         self._environ = environ
+        self._defaults = defaults
 
     def text(self, name: str) -> str:
-        return self._environ.get(name, ENVIRONMENT[name]).strip()
+        return self._environ.get(name, self._defaults.get(name, "")).strip()
 
     def integer(self, name: str) -> int:
         value = self.text(name)
@@ -186,3 +196,6 @@ class _Environment:
         except ValueError as exc:
             field, _, problem = str(exc).partition(": ")
             raise SettingsError(f"{_VARIABLE_OF_FIELD.get(field, field)}: {problem}") from None
+
+
+_Environment = Environment  # transitional name, removed once its last user moves
