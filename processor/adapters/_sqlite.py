@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -76,7 +77,7 @@ class Database:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.path = data_dir / DATABASE_FILE
         self.connection = self._connect()
-        self.connection.executescript(_SCHEMA)
+        _when_unlocked(lambda: self.connection.executescript(_SCHEMA))
         _add_missing_columns(self.connection)
         self._writer_connection: sqlite3.Connection | None = None
         self._writer = ThreadPoolExecutor(
@@ -87,7 +88,7 @@ class Database:
         # isolation_level=None: no implicit transactions; a statement commits
         # by itself unless wrapped in transaction().
         connection = sqlite3.connect(self.path, isolation_level=None, timeout=5.0)
-        connection.execute("PRAGMA journal_mode=WAL")
+        _when_unlocked(lambda: connection.execute("PRAGMA journal_mode=WAL"))
         connection.execute("PRAGMA synchronous=NORMAL")
         return connection
 
@@ -128,6 +129,24 @@ def _add_missing_columns(connection: sqlite3.Connection) -> None:
 
 def _has_column(connection: sqlite3.Connection, table: str, column: str) -> bool:
     return any(row[1] == column for row in connection.execute(f"PRAGMA table_info({table})"))
+
+
+def _when_unlocked(statement: Callable[[], object], patience: float = 5.0) -> None:
+    """Run ``statement``, retrying while another process holds the file.
+
+    SQLite's busy timeout does not cover every case: switching a file to WAL
+    while other processes open it (several workers starting at once) fails
+    at once with "database is locked".
+    """
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            statement()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 @contextlib.contextmanager
