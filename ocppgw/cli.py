@@ -30,8 +30,9 @@ from . import remote
 from .embedded import run_embedded
 from .gateway_service import GatewaySettings
 from .logs import configure_logging
-from .processes import run_gateways, stop_on_signals
+from .processes import run_gateways, run_workers, stop_on_signals
 from .settings import ENVIRONMENT, DevSettings, SettingsError
+from .worker import WorkerSettings
 
 __all__ = ["main"]
 
@@ -110,6 +111,13 @@ def _parser() -> argparse.ArgumentParser:
         help="processes sharing the port (SO_REUSEPORT), one per core; env OCPP_GATEWAY_WORKERS",
     )
     gateway.set_defaults(command=_gateway)
+
+    worker = commands.add_parser(
+        "worker",
+        parents=[data],
+        help="run a processor worker on the MQTT bus, with the management API",
+    )
+    worker.set_defaults(command=_worker)
 
     charge_points = commands.add_parser("charge-points", help="manage the charge point registry")
     registry = charge_points.add_subparsers(title="actions", required=True, metavar="ACTION")
@@ -231,6 +239,15 @@ def _gateway(args: argparse.Namespace, settings: DevSettings) -> int:
         gateway_settings = replace(gateway_settings, data_dir=args.data_dir)
     configure_logging(gateway_settings.log_level)
     return run_gateways(replace(gateway_settings, gateway=config))
+
+
+def _worker(args: argparse.Namespace, settings: DevSettings) -> int:
+    worker_settings = WorkerSettings.from_env(args.environ)
+    if args.data_dir is not None:
+        worker_settings = replace(worker_settings, data_dir=args.data_dir)
+    configure_logging(worker_settings.log_level)
+    run_workers(worker_settings)
+    return 0
 
 
 def _dev(args: argparse.Namespace, settings: DevSettings) -> int:

@@ -15,8 +15,9 @@ import uvloop
 
 from .gateway_service import GatewaySettings, run_gateway
 from .logs import configure_logging
+from .worker import WorkerSettings, run_worker
 
-__all__ = ["run_gateways", "stop_on_signals"]
+__all__ = ["run_gateways", "run_workers", "stop_on_signals"]
 
 log = logging.getLogger("ocppgw")
 
@@ -80,5 +81,23 @@ async def _serve_gateway(settings: GatewaySettings) -> None:
             "ready: charge points connect to port %d",
             gateway.port,
             extra={"gatewayId": settings.mqtt.gateway_id, "pid": os.getpid()},
+        )
+        await stop.wait()
+
+
+def run_workers(settings: WorkerSettings) -> None:
+    """Run one processor worker until a signal (start more processes to scale:
+    the shared subscription splits the load between them)."""
+    uvloop.run(_serve_worker(settings))
+
+
+async def _serve_worker(settings: WorkerSettings) -> None:
+    stop = stop_on_signals()
+    async with run_worker(settings) as system:
+        log.info(
+            "ready: processing %s/in/+/+/+ in group %s",
+            settings.topic_prefix,
+            settings.mqtt.group,
+            extra={"managementPort": system.management_port, "pid": os.getpid()},
         )
         await stop.wait()

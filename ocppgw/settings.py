@@ -196,6 +196,3 @@ class Environment:
         except ValueError as exc:
             field, _, problem = str(exc).partition(": ")
             raise SettingsError(f"{_VARIABLE_OF_FIELD.get(field, field)}: {problem}") from None
-
-
-_Environment = Environment  # transitional name, removed once its last user moves

@@ -1,0 +1,114 @@
+"""Frames to charge points over the MQTT worker's own broker connection.
+
+The twin of ``iot_outbound.IotOutbound`` for the long-running worker: a
+charge point is held by one gateway connection, its *route*, and a frame for
+it goes to ``{prefix}/out/{route}/{cp}``. Commands the backend starts
+(remote start / stop) look the route and the subprotocol up in the presence
+record that the worker keeps in the charger's shadow,
+``state.reported.connection = {"connected", "route", "protocol", "since"}``.
+
+This module does no MQTT itself: it publishes through a ``Publisher`` (the
+``processor.worker.MqttWorker``), so that replies and commands share the
+worker's one connection, and it imports neither gmqtt nor boto3.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ocppj import DEFAULT_PREFIX, downlink_topic, uplink_subscription
+
+from ..ports import ChargePointOffline, ShadowStore
+
+__all__ = [
+    "Connection",
+    "MqttOutbound",
+    "PublishError",
+    "Publisher",
+    "connection_record",
+]
+
+log = logging.getLogger(__name__)
+
+
+class PublishError(Exception):
+    """The broker could not take a frame in time; the message names the topic."""
+
+
+class Publisher(Protocol):
+    """Something that publishes a frame with QoS 1 (the worker's connection)."""
+
+    async def publish(self, topic: str, payload: bytes) -> None:
+        """Publish, or raise ``PublishError`` if the broker stays unreachable."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    """Where a connected charge point is held."""
+
+    route: str
+    protocol: str
+
+
+def connection_record(document: Any) -> Any:
+    """``state.reported.connection`` of a shadow document, or None."""
+    for key in ("state", "reported", "connection"):
+        if not isinstance(document, dict):
+            return None
+        document = document.get(key)
+    return document
+
+
+class MqttOutbound:
+    """An ``Outbound`` that publishes to the route held in the charger's presence record.
+
+    The publisher may be attached after construction: the worker that
+    publishes needs the processor, whose services need this outbound (the
+    embedded default gives its bus a handler last for the same reason).
+    """
+
+    def __init__(
+        self,
+        shadows: ShadowStore,
+        prefix: str = DEFAULT_PREFIX,
+        publisher: Publisher | None = None,
+    ) -> None:
+        uplink_subscription(prefix)  # refuses a prefix that is not one topic level
+        self._shadows = shadows
+        self._prefix = prefix
+        self._publisher = publisher
+
+    def attach(self, publisher: Publisher) -> None:
+        """Publish through ``publisher`` from now on."""
+        self._publisher = publisher
+
+    async def subprotocol(self, charge_point_id: str) -> str | None:
+        connection = await self.connection(charge_point_id)
+        return None if connection is None else connection.protocol
+
+    async def send(self, charge_point_id: str, frame: bytes) -> None:
+        connection = await self.connection(charge_point_id)
+        if connection is None:
+            raise ChargePointOffline(f"charge point {charge_point_id!r} is not connected")
+        if self._publisher is None:
+            raise RuntimeError("MqttOutbound has no publisher attached")
+        topic = downlink_topic(self._prefix, connection.route, charge_point_id)
+        await self._publisher.publish(topic, frame)
+        log.debug("frame sent", extra={"chargePointId": charge_point_id, "route": connection.route})
+
+    async def connection(self, charge_point_id: str) -> Connection | None:
+        """The charger's route and protocol from its presence record, or None if offline."""
+        record = connection_record(await self._shadows.get(charge_point_id))
+        if not isinstance(record, dict) or record.get("connected") is not True:
+            return None
+        route, protocol = record.get("route"), record.get("protocol")
+        if not (isinstance(route, str) and route and isinstance(protocol, str) and protocol):
+            log.warning(
+                "presence record without route or protocol",
+                extra={"chargePointId": charge_point_id},
+            )
+            return None
+        return Connection(route, protocol)

@@ -1,0 +1,99 @@
+"""The system distributed on one machine: an ``ocppgw gateway`` process and
+an ``ocppgw worker`` process on a private Mosquitto, sharing one state
+folder, and a charger that boots, is told to start charging and answers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import orjson
+import websockets
+
+from ocppgw.cli import main
+
+from .support import Broker, free_port
+
+
+@contextlib.asynccontextmanager
+async def ocppgw(*argv: str, env: dict[str, str], ready: bytes) -> AsyncIterator[None]:
+    """Run ``python -m ocppgw ARGV`` until the block ends; wait for its ready line."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "ocppgw",
+        *argv,
+        env={**os.environ, "OCPP_LOG_LEVEL": "INFO", **env},
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stderr is not None
+    try:
+        while True:  # bounded by the timeout on each line
+            line = await asyncio.wait_for(process.stderr.readline(), 15)
+            assert line, f"ocppgw {argv[0]} exited before it was ready"
+            if ready in line:
+                break
+        drain = asyncio.create_task(process.stderr.read())
+        yield
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 15) == 0
+        await drain
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def test_gateway_and_worker_processes_serve_a_charger(
+    broker: Broker, prefix: str, tmp_path: Path
+) -> None:
+    assert main(["charge-points", "add", "--data-dir", str(tmp_path), "CP 1"], {}) == 0
+    port, api = free_port(), free_port()
+    common = {"MQTT_URL": broker.url, "OCPP_TOPIC_PREFIX": prefix, "OCPP_DATA_DIR": str(tmp_path)}
+    worker_env = {**common, "OCPP_MANAGEMENT_PORT": str(api)}
+    gateway_env = {**common, "OCPP_GATEWAY_HOST": "127.0.0.1", "OCPP_GATEWAY_PORT": str(port)}
+    async with (
+        ocppgw("worker", env=worker_env, ready=b'"event":"ready: '),
+        ocppgw("gateway", env=gateway_env, ready=b'"event":"ready: '),
+    ):
+        await asyncio.sleep(0.5)  # the worker's shared subscription settles
+        url = f"ws://127.0.0.1:{port}/CP%201"
+        async with websockets.connect(url, subprotocols=["ocpp2.0.1"]) as ws:  # type: ignore[list-item]
+            boot = {"reason": "PowerUp", "chargingStation": {"model": "M", "vendorName": "V"}}
+            await ws.send(orjson.dumps([2, "b1", "BootNotification", boot]).decode())
+            answer = orjson.loads(await asyncio.wait_for(ws.recv(), 10))
+            assert answer[:2] == [3, "b1"] and answer[2]["status"] == "Accepted"
+
+            async def charger_answers() -> list[object]:
+                call = orjson.loads(await asyncio.wait_for(ws.recv(), 10))
+                await ws.send(orjson.dumps([3, call[1], {"status": "Accepted"}]).decode())
+                return list(call)
+
+            answering = asyncio.create_task(charger_answers())
+            for _ in range(50):  # presence reaches the worker's state within moments
+                code = await asyncio.to_thread(
+                    main,
+                    [
+                        "remote-start",
+                        "CP 1",
+                        "--id-tag",
+                        "user-1",
+                        "--api",
+                        f"http://127.0.0.1:{api}",
+                    ],
+                    {},
+                )
+                if code == 0 or answering.done():
+                    break
+                await asyncio.sleep(0.2)
+            call = await asyncio.wait_for(answering, 10)
+            assert code == 0
+            assert call[2] == "RequestStartTransaction"
+    # Both processes shared the state folder: the worker wrote the shadow.
+    shadow = ["shadow", "--data-dir", str(tmp_path), "CP 1"]
+    assert await asyncio.to_thread(main, shadow, {}) == 0

@@ -1,0 +1,214 @@
+"""A private Mosquitto per test, and gateways made of real gmqtt clients.
+
+Each test starts its own broker on a free loopback port (``mosquitto -c`` with
+a config written to the test's tmp folder) and uses a topic prefix of its own.
+Tests are skipped when the Mosquitto binary is not installed. Every wait is
+bounded: a test fails with a message rather than hang.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+import pytest
+
+from ocppgw.worker import WorkerSettings
+from ocppj import downlink_subscription, parse_downlink, presence_topic, uplink_topic
+from processor.clock import rfc3339
+from processor.worker import BrokerAddress, MqttClient
+
+MOSQUITTO = shutil.which("mosquitto") or (
+    "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+)
+
+#: Bound on every wait of these tests (seconds).
+WAIT = 10.0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class Broker:
+    """One Mosquitto process on a fixed port, which can be stopped and started again."""
+
+    def __init__(self, folder: Path) -> None:
+        assert MOSQUITTO is not None
+        self.binary = MOSQUITTO
+        self.folder = folder
+        self.port = free_port()
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        config = self.folder / "mosquitto.conf"
+        config.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+        )
+        self._log = (self.folder / "mosquitto.log").open("ab")
+        self._process = subprocess.Popen(
+            [self.binary, "-c", str(config)], stdout=self._log, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                break
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.02)
+        self.stop()
+        log = (self.folder / "mosquitto.log").read_text(errors="replace")
+        pytest.fail(f"mosquitto did not listen on {self.port}:\n{log}")
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            try:
+                self._process.wait(WAIT)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait(WAIT)
+            self._process = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    if MOSQUITTO is None:
+        pytest.skip("the mosquitto binary is not installed (apt-get install mosquitto)")
+    running = Broker(tmp_path / "broker")
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+def worker_settings(broker: Broker, data_dir: Path, prefix: str, **environ: str) -> WorkerSettings:
+    """Worker settings for tests: this broker and prefix, API on a free port, short timeouts."""
+    env = {
+        "MQTT_URL": broker.url,
+        "OCPP_TOPIC_PREFIX": prefix,
+        "OCPP_DATA_DIR": str(data_dir),
+        "OCPP_MANAGEMENT_PORT": "0",
+        "OCPP_CALL_TIMEOUT": "5",
+        **environ,
+    }
+    return WorkerSettings.from_env(env)
+
+
+def now_text(offset: float = 0.0) -> str:
+    return rfc3339(datetime.fromtimestamp(time.time() + offset, UTC))
+
+
+class FakeGateway:
+    """One pooled gateway connection: publishes uplinks and presence, reads its route."""
+
+    def __init__(self, broker: Broker, prefix: str, route: str = "gw-test.1") -> None:
+        self.prefix = prefix
+        self.route = route
+        self._address = BrokerAddress.parse(broker.url)
+        self._client = MqttClient(f"gw-{uuid.uuid4().hex[:12]}", optimistic_acknowledgement=True)
+        self._client.on_message = self._received
+        self.received: asyncio.Queue[tuple[str, list[Any]]] = asyncio.Queue()
+
+    async def __aenter__(self) -> FakeGateway:
+        await asyncio.wait_for(self._client.open(self._address), WAIT)
+        granted = await self._client.subscribe_all([downlink_subscription(self.prefix, self.route)])
+        assert granted == (1,), granted
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self._client.close()
+
+    def _received(self, client: Any, topic: str, payload: bytes, qos: int, props: Any) -> None:
+        route, charge_point_id = parse_downlink(topic, self.prefix)
+        assert route == self.route, topic
+        self.received.put_nowait((charge_point_id, orjson.loads(payload)))
+
+    async def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
+        """QoS 1, waiting for room in the broker's in-flight window."""
+        deadline = time.monotonic() + WAIT
+        while not self._client.try_publish(topic, payload, retain=retain):
+            assert time.monotonic() < deadline, "broker never acknowledged our publishes"
+            await asyncio.sleep(0.005)
+
+    async def send(self, charge_point_id: str, protocol: str, frame: Any) -> None:
+        raw = frame if isinstance(frame, bytes) else orjson.dumps(frame)
+        await self.publish(uplink_topic(self.prefix, charge_point_id, protocol, self.route), raw)
+
+    async def presence(
+        self,
+        charge_point_id: str,
+        connected: bool,
+        *,
+        protocol: str = "ocpp1.6",
+        at: str | None = None,
+        route: str | None = None,
+        retain: bool = False,
+    ) -> None:
+        message = {
+            "connected": connected,
+            "route": route or self.route,
+            "protocol": protocol,
+            "at": at or now_text(),
+        }
+        topic = presence_topic(self.prefix, charge_point_id)
+        await self.publish(topic, orjson.dumps(message), retain=retain)
+
+    async def receive(self, timeout: float = WAIT) -> tuple[str, list[Any]]:
+        """The next (charge point, frame) published to this route."""
+        try:
+            return await asyncio.wait_for(self.received.get(), timeout)
+        except TimeoutError:
+            pytest.fail(f"nothing arrived on route {self.route} within {timeout:g} s")
+
+    async def receive_many(self, count: int, timeout: float = WAIT) -> list[tuple[str, list[Any]]]:
+        deadline = time.monotonic() + timeout
+        return [await self.receive(max(0.0, deadline - time.monotonic())) for _ in range(count)]
+
+    async def silence(self, seconds: float) -> list[tuple[str, list[Any]]]:
+        """What arrives within ``seconds`` (to check that nothing more does)."""
+        await asyncio.sleep(seconds)
+        extra = []
+        while not self.received.empty():
+            extra.append(self.received.get_nowait())
+        return extra
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]], timeout: float = WAIT, what: str = "condition"
+) -> None:
+    """Poll ``check`` until it holds; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} did not hold within {timeout:g} s")
+        await asyncio.sleep(0.02)
