@@ -399,6 +399,7 @@ class GatewayServer:
         """
         connection = self._connections.get(charge_point_id)
         if connection is None:
+            self.metrics.errors["downlink for a charge point not here"] += 1
             return False
         if frame.lstrip()[:2] != b"[2":
             self._send(connection, frame)

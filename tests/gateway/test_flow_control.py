@@ -119,6 +119,7 @@ async def test_a_charger_that_does_not_read_is_disconnected() -> None:
             await asyncio.sleep(0.01)
         assert gateway.connection_count == 0
         assert gateway.deliver("SLOW", frame) is False
+        assert gateway.metrics.errors["downlink for a charge point not here"] >= 1
     finally:
         sock.close()
         await gateway.shutdown()

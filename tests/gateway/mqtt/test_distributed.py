@@ -97,3 +97,74 @@ async def test_gateway_and_worker_processes_serve_a_charger(
     # Both processes shared the state folder: the worker wrote the shadow.
     shadow = ["shadow", "--data-dir", str(tmp_path), "CP 1"]
     assert await asyncio.to_thread(main, shadow, {}) == 0
+
+
+async def scrape(port: int) -> str:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+    body = (await asyncio.wait_for(reader.read(), 5)).decode()
+    writer.close()
+    return body
+
+
+def sample(metrics: str, name: str) -> int:
+    for line in metrics.splitlines():
+        if line.startswith(name + " "):
+            return int(line.split()[1])
+    raise AssertionError(f"{name} not in /metrics")
+
+
+async def test_two_gateways_and_two_workers_answer_each_call_once_on_its_gateway(
+    broker: Broker, prefix: str, tmp_path: Path
+) -> None:
+    fleet = [f"CP-{n}" for n in range(10)]
+    assert main(["charge-points", "add", "--data-dir", str(tmp_path), *fleet], {}) == 0
+    ports = [free_port(), free_port()]
+    common = {"MQTT_URL": broker.url, "OCPP_TOPIC_PREFIX": prefix, "OCPP_DATA_DIR": str(tmp_path)}
+
+    def gateway(n: int) -> dict[str, str]:
+        return {
+            **common,
+            "OCPP_GATEWAY_HOST": "127.0.0.1",
+            "OCPP_GATEWAY_PORT": str(ports[n]),
+            "OCPP_GATEWAY_ID": f"gw{n}",
+        }
+
+    ready = b'"event":"ready: '
+    async with (
+        ocppgw("worker", env={**common, "OCPP_MANAGEMENT_PORT": str(free_port())}, ready=ready),
+        ocppgw("worker", env={**common, "OCPP_MANAGEMENT_PORT": str(free_port())}, ready=ready),
+        ocppgw("gateway", env=gateway(0), ready=ready),
+        ocppgw("gateway", env=gateway(1), ready=ready),
+    ):
+        await asyncio.sleep(0.5)  # both workers' shared subscriptions settle
+        chargers = []
+        for n, cp in enumerate(fleet):
+            url = f"ws://127.0.0.1:{ports[n % 2]}/{cp}"
+            chargers.append(await websockets.connect(url, subprotocols=["ocpp1.6"]))  # type: ignore[list-item]
+        try:
+
+            async def talk(n: int, ws: websockets.ClientConnection) -> list[str]:
+                answered = []
+                for k in range(5):
+                    await ws.send(orjson.dumps([2, f"{n}-{k}", "Heartbeat", {}]).decode())
+                    answer = orjson.loads(await asyncio.wait_for(ws.recv(), 10))
+                    answered.append(answer[1])
+                return answered
+
+            answers = await asyncio.gather(*(talk(n, ws) for n, ws in enumerate(chargers)))
+            assert answers == [[f"{n}-{k}" for k in range(5)] for n in range(10)]
+            # No duplicate answer arrives later.
+            extras = await asyncio.gather(
+                *(asyncio.wait_for(ws.recv(), 0.5) for ws in chargers), return_exceptions=True
+            )
+            assert all(isinstance(extra, TimeoutError) for extra in extras), extras
+            # Each gateway sent exactly its own chargers' answers: no downlink
+            # went to the gateway that does not hold the charger.
+            for port in ports:
+                metrics = await scrape(port)
+                assert sample(metrics, "ocppgw_frames_sent_total") == 25
+                assert "downlink for a charge point not here" not in metrics
+        finally:
+            for ws in chargers:
+                await ws.close()
