@@ -82,6 +82,8 @@ WORKER_ENVIRONMENT = {
     "MQTT_URL": "mqtt://127.0.0.1:1883",
     "OCPP_TOPIC_PREFIX": DEFAULT_PREFIX,
     "OCPP_WORKER_GROUP": DEFAULT_GROUP,
+    "OCPP_WORKER_ID": "",
+    "OCPP_WORKER_SESSION_EXPIRY": "0",
     "OCPP_DATA_DIR": ".ocppgw",
     "OCPP_MANAGEMENT_HOST": "127.0.0.1",
     "OCPP_MANAGEMENT_PORT": "8081",
@@ -92,7 +94,12 @@ WORKER_ENVIRONMENT = {
 }
 
 # WorkerConfig says "field: problem"; users know the variable.
-_VARIABLE_OF_FIELD = {"url": "MQTT_URL", "group": "OCPP_WORKER_GROUP"}
+_VARIABLE_OF_FIELD = {
+    "url": "MQTT_URL",
+    "group": "OCPP_WORKER_GROUP",
+    "client_id": "OCPP_WORKER_ID",
+    "session_expiry": "OCPP_WORKER_SESSION_EXPIRY",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +130,12 @@ class WorkerSettings:
         except ValueError as exc:
             raise SettingsError(f"OCPP_TOPIC_PREFIX: {exc}") from None
         try:
-            mqtt = WorkerConfig(url=env.text("MQTT_URL"), group=env.text("OCPP_WORKER_GROUP"))
+            mqtt = WorkerConfig(
+                url=env.text("MQTT_URL"),
+                group=env.text("OCPP_WORKER_GROUP"),
+                client_id=env.text("OCPP_WORKER_ID") or None,
+                session_expiry=env.integer("OCPP_WORKER_SESSION_EXPIRY"),
+            )
         except ValueError as exc:
             field, _, problem = str(exc).partition(": ")
             raise SettingsError(f"{_VARIABLE_OF_FIELD.get(field, field)}: {problem}") from None

@@ -187,6 +187,12 @@ class WorkerConfig:
     publish_wait: float = 5.0
     #: MQTT client id; None makes ``ocpp-worker-<random>`` (clean sessions).
     client_id: str | None = None
+    #: Seconds the broker keeps this worker's session (its subscriptions and
+    #: the QoS 1 messages for it) while it is disconnected; 0: clean sessions.
+    #: With a stable ``client_id``, a broker that persists sessions (IoT Core,
+    #: Mosquitto with persistence) then loses nothing across a restart, even
+    #: if the gateways reconnect before this worker does.
+    session_expiry: int = 0
     #: Take the retained presence of every charger when subscribing (see the
     #: module's docstring): costs a shadow read per charger per (re)subscription.
     replay_presence: bool = False
@@ -212,6 +218,10 @@ class WorkerConfig:
             raise ValueError("backoff_max: must not be less than backoff_initial")
         if self.client_id is not None and not self.client_id:
             raise ValueError("client_id: must not be empty")
+        if self.session_expiry < 0:
+            raise ValueError("session_expiry: cannot be negative")
+        if self.session_expiry and self.client_id is None:
+            raise ValueError("session_expiry: a kept session needs a stable client_id")
 
     @property
     def broker(self) -> BrokerAddress:
@@ -373,11 +383,16 @@ class MqttClient(gmqtt.Client):  # type: ignore[misc, unused-ignore]
     """
 
     def __init__(
-        self, client_id: str, *, optimistic_acknowledgement: bool = False, **properties: Any
+        self,
+        client_id: str,
+        *,
+        optimistic_acknowledgement: bool = False,
+        clean_session: bool = True,
+        **properties: Any,
     ) -> None:
         super().__init__(
             client_id,
-            clean_session=True,
+            clean_session=clean_session,
             optimistic_acknowledgement=optimistic_acknowledgement,
             **properties,
         )
@@ -476,12 +491,19 @@ class MqttClient(gmqtt.Client):  # type: ignore[misc, unused-ignore]
 class ClientFactory(Protocol):
     """Makes the client of one connection (a test seam; the default suits brokers)."""
 
-    def __call__(self, client_id: str, *, receive_maximum: int) -> MqttClient: ...
+    def __call__(
+        self, client_id: str, *, receive_maximum: int, session_expiry: int = 0
+    ) -> MqttClient: ...
 
 
-def _default_client(client_id: str, *, receive_maximum: int) -> MqttClient:
+def _default_client(client_id: str, *, receive_maximum: int, session_expiry: int = 0) -> MqttClient:
     # Session expiry 0: the session ends with the connection (clean sessions).
-    return MqttClient(client_id, receive_maximum=receive_maximum, session_expiry_interval=0)
+    return MqttClient(
+        client_id,
+        receive_maximum=receive_maximum,
+        session_expiry_interval=session_expiry,
+        clean_session=session_expiry == 0,
+    )
 
 
 # -- the worker -----------------------------------------------------------------------
@@ -690,7 +712,9 @@ class MqttWorker:
         failures = 0
         while True:
             client = self._client_factory(
-                self.client_id, receive_maximum=self._config.receive_maximum
+                self.client_id,
+                receive_maximum=self._config.receive_maximum,
+                session_expiry=self._config.session_expiry,
             )
             client.on_message = self._on_message
             try:

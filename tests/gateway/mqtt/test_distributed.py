@@ -168,3 +168,53 @@ async def test_two_gateways_and_two_workers_answer_each_call_once_on_its_gateway
         finally:
             for ws in chargers:
                 await ws.close()
+
+
+async def test_a_broker_restart_disconnects_no_charger_and_loses_no_call(
+    broker: Broker, prefix: str, tmp_path: Path
+) -> None:
+    fleet = [f"CP-{n}" for n in range(5)]
+    assert main(["charge-points", "add", "--data-dir", str(tmp_path), *fleet], {}) == 0
+    port = free_port()
+    common = {"MQTT_URL": broker.url, "OCPP_TOPIC_PREFIX": prefix, "OCPP_DATA_DIR": str(tmp_path)}
+    worker_env = {
+        **common,
+        "OCPP_MANAGEMENT_PORT": str(free_port()),
+        # A kept session: calls published while this worker reconnects wait for it.
+        "OCPP_WORKER_ID": f"worker-{prefix}",
+        "OCPP_WORKER_SESSION_EXPIRY": "600",
+    }
+    gateway_env = {**common, "OCPP_GATEWAY_HOST": "127.0.0.1", "OCPP_GATEWAY_PORT": str(port)}
+    ready = b'"event":"ready: '
+    async with (
+        ocppgw("worker", env=worker_env, ready=ready),
+        ocppgw("gateway", env=gateway_env, ready=ready),
+    ):
+        await asyncio.sleep(0.5)
+        chargers = [
+            await websockets.connect(f"ws://127.0.0.1:{port}/{cp}", subprotocols=["ocpp2.0.1"])  # type: ignore[list-item]
+            for cp in fleet
+        ]
+        try:
+
+            async def heartbeat(ws: websockets.ClientConnection, message_id: str) -> str:
+                await ws.send(orjson.dumps([2, message_id, "Heartbeat", {}]).decode())
+                return str(orjson.loads(await asyncio.wait_for(ws.recv(), 30))[1])
+
+            before = await asyncio.gather(
+                *(heartbeat(ws, f"b{n}") for n, ws in enumerate(chargers))
+            )
+            assert before == [f"b{n}" for n in range(5)]
+
+            await broker.stop()
+            during = [asyncio.create_task(heartbeat(ws, f"d{n}")) for n, ws in enumerate(chargers)]
+            await asyncio.sleep(1.0)  # the calls wait in the gateway's buffer
+            await broker.start()
+            assert await asyncio.gather(*during) == [f"d{n}" for n in range(5)]
+
+            # Nobody was disconnected: the same connections go on working.
+            after = await asyncio.gather(*(heartbeat(ws, f"a{n}") for n, ws in enumerate(chargers)))
+            assert after == [f"a{n}" for n in range(5)]
+        finally:
+            for ws in chargers:
+                await ws.close()
