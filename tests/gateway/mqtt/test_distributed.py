@@ -94,6 +94,39 @@ async def test_gateway_and_worker_processes_serve_a_charger(
             call = await asyncio.wait_for(answering, 10)
             assert code == 0
             assert call[2] == "RequestStartTransaction"
+
+            # The transaction the remote start asked for, through the broker.
+            for seq, kind in enumerate(("Started", "Ended")):
+                event = {
+                    "eventType": kind,
+                    "timestamp": f"2026-01-01T10:0{seq}:00Z",
+                    "triggerReason": "RemoteStart" if kind == "Started" else "StopAuthorized",
+                    "seqNo": seq,
+                    "transactionInfo": {"transactionId": "tx-1"},
+                }
+                await ws.send(orjson.dumps([2, f"t{seq}", "TransactionEvent", event]).decode())
+                assert orjson.loads(await asyncio.wait_for(ws.recv(), 10))[:2] == [3, f"t{seq}"]
+
+        # A 1.6 charger's transaction, through the same processes.
+        async with websockets.connect(
+            f"ws://127.0.0.1:{port}/CP%201", subprotocols=["ocpp1.6"]
+        ) as ws:  # type: ignore[list-item]
+            start = {
+                "connectorId": 1,
+                "idTag": "u",
+                "meterStart": 0,
+                "timestamp": "2026-01-01T11:00:00Z",
+            }
+            await ws.send(orjson.dumps([2, "s", "StartTransaction", start]).decode())
+            started = orjson.loads(await asyncio.wait_for(ws.recv(), 10))
+            assert started[:2] == [3, "s"] and isinstance(started[2]["transactionId"], int)
+            stop = {
+                "transactionId": started[2]["transactionId"],
+                "meterStop": 10,
+                "timestamp": "2026-01-01T12:00:00Z",
+            }
+            await ws.send(orjson.dumps([2, "e", "StopTransaction", stop]).decode())
+            assert orjson.loads(await asyncio.wait_for(ws.recv(), 10))[:2] == [3, "e"]
     # Both processes shared the state folder: the worker wrote the shadow.
     shadow = ["shadow", "--data-dir", str(tmp_path), "CP 1"]
     assert await asyncio.to_thread(main, shadow, {}) == 0
