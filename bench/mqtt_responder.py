@@ -1,0 +1,143 @@
+"""A trivial backend over MQTT: answers every uplink CALL at once.
+
+    .venv/bin/python -m bench.mqtt_responder --port 1883 [--prefix ocpp]
+
+The stand-in for the processor in ``bench.compare_mqtt``: one gmqtt client
+on uvloop that subscribes (QoS 1) to every uplink, ``{prefix}/in/+/+/+``, and
+answers each CALL ``[2,id,action,...]`` with ``[3,id,{...}]`` on the
+downlink topic of the route named in the uplink topic,
+``{prefix}/out/{route}/{cp}`` (the charge point level is copied as it came:
+it is already encoded as ``ocppj.topics`` encodes it). A BootNotification is
+answered ``{"status":"Accepted","currentTime":...,"interval":300}``,
+anything else ``{"currentTime":...}`` (valid for a Heartbeat). Answers go out
+at QoS 0, so the responder never runs out of packet ids and the broker keeps
+no state for them. Anything that is not a CALL on a well-formed uplink topic
+is ignored.
+
+It prints ``ready`` on stdout once the broker has granted the subscription;
+SIGTERM or SIGINT stops it. Loopback brokers only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import gmqtt
+import orjson
+import uvloop
+
+__all__ = ["answer", "main"]
+
+#: Seconds to connect and have the subscription granted.
+START_TIMEOUT = 10.0
+#: The CALL message type of OCPP-J.
+CALL = 2
+
+
+class _Clock:
+    """``currentTime`` in RFC 3339, recomputed at most once a second."""
+
+    __slots__ = ("_second", "_text")
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._text = ""
+
+    def now(self) -> str:
+        second = int(time.time())
+        if second != self._second:
+            self._second = second
+            self._text = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
+        return self._text
+
+
+_clock = _Clock()
+
+
+def answer(topic: str, payload: bytes, prefix: str) -> tuple[str, bytes] | None:
+    """(downlink topic, CALLRESULT) for an uplink CALL; None for anything else."""
+    levels = topic.split("/")
+    if len(levels) != 5 or levels[0] != prefix or levels[1] != "in":
+        return None
+    try:
+        message = orjson.loads(payload)
+        if message[0] != CALL:
+            return None
+        message_id, action = message[1], message[2]
+    except (orjson.JSONDecodeError, IndexError, KeyError, TypeError):
+        return None
+    result: dict[str, Any] = {"currentTime": _clock.now()}
+    if action == "BootNotification":
+        result = {"status": "Accepted", "currentTime": result["currentTime"], "interval": 300}
+    return f"{prefix}/out/{levels[4]}/{levels[2]}", orjson.dumps([3, message_id, result])
+
+
+class _Client(gmqtt.Client):  # type: ignore[misc]
+    """Never reconnects by itself: a lost broker ends the benchmark run."""
+
+    async def reconnect(self, delay: bool = False) -> None:
+        return None
+
+
+async def serve(host: str, port: int, prefix: str, client_id: str) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    subscribed: asyncio.Future[None] = loop.create_future()
+    client = _Client(client_id)
+
+    def on_subscribe(client: Any, mid: int, qos: Any, properties: Any) -> None:
+        if not subscribed.done():
+            subscribed.set_result(None)
+
+    def on_message(client: Any, topic: Any, payload: bytes, qos: int, properties: Any) -> int:
+        reply = answer(topic, payload, prefix) if isinstance(topic, str) else None
+        if reply is not None:
+            client.publish(reply[0], reply[1], qos=0)
+        return 0
+
+    client.on_subscribe = on_subscribe
+    client.on_message = on_message
+    async with asyncio.timeout(START_TIMEOUT):
+        await client.connect(host, port, keepalive=60)
+        client.subscribe(f"{prefix}/in/+/+/+", qos=1)
+        await subscribed
+    print("ready", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await client.disconnect()
+
+
+def _loopback(text: str) -> str:
+    try:
+        if ipaddress.ip_address(text).is_loopback:
+            return text
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError(f"{text} is not a loopback address")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.mqtt_responder", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--host", type=_loopback, default="127.0.0.1")
+    parser.add_argument("--prefix", default="ocpp")
+    parser.add_argument("--client-id", default="bench-responder")
+    args = parser.parse_args(argv)
+    uvloop.run(serve(args.host, args.port, args.prefix, args.client_id))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
