@@ -104,12 +104,11 @@ class GatewaySettings:
             )
         except ValueError as exc:
             raise SettingsError(f"MQTT_URL / OCPP_MQTT_*: {exc}") from None
-        log_level = env.text("OCPP_LOG_LEVEL").upper()
         return cls(
             gateway=config,
             mqtt=mqtt,
             data_dir=Path(env.text("OCPP_DATA_DIR")),
-            log_level=log_level,
+            log_level=env.log_level(),
             workers=workers,
             iot_root_ca=secrets["IOT_AMAZON_ROOT_CA"],
             iot_certificate=secrets["IOT_GATEWAY_CERTIFICATE"],

@@ -14,7 +14,14 @@ from typing import Any, TypeVar
 from gateway import GatewayConfig
 from processor import ProcessorConfig
 
-__all__ = ["ENVIRONMENT", "DevSettings", "Environment", "SettingsError", "gateway_config"]
+__all__ = [
+    "ENVIRONMENT",
+    "DevSettings",
+    "Environment",
+    "SettingsError",
+    "gateway_config",
+    "local_url",
+]
 
 #: Every variable the embedded default reads, with its default, for docs and --help.
 ENVIRONMENT = {
@@ -77,30 +84,25 @@ class DevSettings:
             heartbeat_interval=env.integer("OCPP_HEARTBEAT_INTERVAL"),
             call_timeout=env.number("OCPP_CALL_TIMEOUT"),
         )
-        log_level = env.text("OCPP_LOG_LEVEL").upper()
-        if log_level not in _LOG_LEVELS:
-            raise SettingsError(
-                f"OCPP_LOG_LEVEL: {log_level!r} is not one of {', '.join(_LOG_LEVELS)}"
-            )
-        management_port = env.integer("OCPP_MANAGEMENT_PORT")
-        if not 0 <= management_port <= 65535:
-            raise SettingsError(f"OCPP_MANAGEMENT_PORT: {management_port} is not a TCP port number")
-        id_tokens = env.text("OCPP_ID_TOKENS")
         return cls(
             gateway,
             processor,
             Path(env.text("OCPP_DATA_DIR")),
-            log_level,
+            env.log_level(),
             management_host=env.text("OCPP_MANAGEMENT_HOST"),
-            management_port=management_port,
-            id_tokens_file=Path(id_tokens) if id_tokens else None,
+            management_port=env.port("OCPP_MANAGEMENT_PORT"),
+            id_tokens_file=env.path("OCPP_ID_TOKENS"),
         )
 
     @property
     def management_url(self) -> str:
         """Where the CLI finds the management API of a running ``ocppgw dev``."""
-        host = "127.0.0.1" if self.management_host in ("0.0.0.0", "") else self.management_host
-        return f"http://{host}:{self.management_port}"
+        return local_url(self.management_host, self.management_port)
+
+
+def local_url(host: str, port: int) -> str:
+    """The URL this machine's CLI uses for a server listening on ``host``."""
+    return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}"
 
 
 def gateway_config(env: Environment) -> GatewayConfig:
@@ -168,6 +170,18 @@ class Environment:
             return int(value)
         except ValueError:
             raise SettingsError(f"{name}: {value!r} is not a whole number") from None
+
+    def log_level(self) -> str:
+        level = self.text("OCPP_LOG_LEVEL").upper()
+        if level not in _LOG_LEVELS:
+            raise SettingsError(f"OCPP_LOG_LEVEL: {level!r} is not one of {', '.join(_LOG_LEVELS)}")
+        return level
+
+    def port(self, name: str) -> int:
+        port = self.integer(name)
+        if not 0 <= port <= 65535:
+            raise SettingsError(f"{name}: {port} is not a TCP port number")
+        return port
 
     def path(self, name: str) -> Path | None:
         value = self.text(name)

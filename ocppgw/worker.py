@@ -59,7 +59,7 @@ from processor.worker import (
 
 from .answers import AnswerBoard
 from .management import ManagementApi
-from .settings import _LOG_LEVELS, Environment, SettingsError
+from .settings import Environment, SettingsError, local_url
 
 __all__ = [
     "WORKER_ENVIRONMENT",
@@ -139,31 +139,21 @@ class WorkerSettings:
         except ValueError as exc:
             field, _, problem = str(exc).partition(": ")
             raise SettingsError(f"{_VARIABLE_OF_FIELD.get(field, field)}: {problem}") from None
-        log_level = env.text("OCPP_LOG_LEVEL").upper()
-        if log_level not in _LOG_LEVELS:
-            raise SettingsError(
-                f"OCPP_LOG_LEVEL: {log_level!r} is not one of {', '.join(_LOG_LEVELS)}"
-            )
-        management_port = env.integer("OCPP_MANAGEMENT_PORT")
-        if not 0 <= management_port <= 65535:
-            raise SettingsError(f"OCPP_MANAGEMENT_PORT: {management_port} is not a TCP port number")
-        id_tokens = env.text("OCPP_ID_TOKENS")
         return cls(
             mqtt,
             processor,
             Path(env.text("OCPP_DATA_DIR")),
             prefix,
-            log_level,
+            env.log_level(),
             management_host=env.text("OCPP_MANAGEMENT_HOST"),
-            management_port=management_port,
-            id_tokens_file=Path(id_tokens) if id_tokens else None,
+            management_port=env.port("OCPP_MANAGEMENT_PORT"),
+            id_tokens_file=env.path("OCPP_ID_TOKENS"),
         )
 
     @property
     def management_url(self) -> str:
         """Where the CLI finds this worker's management API."""
-        host = "127.0.0.1" if self.management_host in ("0.0.0.0", "") else self.management_host
-        return f"http://{host}:{self.management_port}"
+        return local_url(self.management_host, self.management_port)
 
 
 class SqlitePresenceLedger:
