@@ -248,7 +248,7 @@ def summarise(args: argparse.Namespace, runs: Sequence[dict[str, Any]]) -> dict[
     median = {server: _medians([r for r in runs if r["server"] == server]) for server in SERVERS}
     echo_us = median["echo"]["server_cpu_us_per_round_trip"]
     gateway_us = median["gateway"]["server_cpu_us_per_round_trip"]
-    ratio = _ratio(gateway_us, echo_us)
+    ratio = cpu_ratio(gateway_us, echo_us)
     relay_us = None if gateway_us is None else round(gateway_us - args.processor_us, 1)
     others = [r["other_cpu_utilisation"] for r in runs if r["other_cpu_utilisation"] is not None]
     max_other = max(others) if others else None
@@ -263,13 +263,13 @@ def summarise(args: argparse.Namespace, runs: Sequence[dict[str, Any]]) -> dict[
         "target_ratio": TARGET_RATIO,
         "within_target": ratio is not None and ratio <= TARGET_RATIO,
         "pair_ratios": [
-            _ratio(g["server_cpu_us_per_round_trip"], e["server_cpu_us_per_round_trip"])
+            cpu_ratio(g["server_cpu_us_per_round_trip"], e["server_cpu_us_per_round_trip"])
             for e, g in zip(runs[0::2], runs[1::2], strict=True)
         ],
         "processor_us_per_round_trip": args.processor_us,
         "processor_us_source": "bench/README.md, test_processor_heartbeat_x100 median per frame",
         "gateway_relay_us_per_round_trip": relay_us,
-        "ratio_relay_to_echo": _ratio(relay_us, echo_us),
+        "ratio_relay_to_echo": cpu_ratio(relay_us, echo_us),
         "max_other_cpu_utilisation": max_other,
         "noisy": max_other is not None and max_other > NOISE_LIMIT,
         "errors": sum(r["errors"] for r in runs),
@@ -297,7 +297,7 @@ def _medians(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+def cpu_ratio(numerator: float | None, denominator: float | None) -> float | None:
     if numerator is None or not denominator:
         return None
     return round(numerator / denominator, 2)

@@ -343,12 +343,16 @@ def summarise(args: argparse.Namespace, runs: Sequence[dict[str, Any]]) -> dict[
         "repeats": args.repeats,
         "echo": echo,
         "gateway_over_mqtt": gateway,
-        "ratio_gateway_to_echo": _ratio(gateway_us, echo_us),
+        "ratio_gateway_to_echo": compare_echo.cpu_ratio(gateway_us, echo_us),
         "pair_ratios": [
-            _ratio(g["server_cpu_us_per_round_trip"], e["server_cpu_us_per_round_trip"])
+            compare_echo.cpu_ratio(
+                g["server_cpu_us_per_round_trip"], e["server_cpu_us_per_round_trip"]
+            )
             for e, g in zip(echo_runs, relay_runs, strict=True)
         ],
-        "ratio_relay_total_to_echo": _ratio(gateway["relay_cpu_us_per_round_trip"], echo_us),
+        "ratio_relay_total_to_echo": compare_echo.cpu_ratio(
+            gateway["relay_cpu_us_per_round_trip"], echo_us
+        ),
         "max_other_cpu_utilisation": max_other,
         "noisy": max_other is not None and max_other > compare_echo.NOISE_LIMIT,
         "errors": sum(r["errors"] for r in runs),
@@ -379,12 +383,6 @@ def _medians(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
             statistics.median(r["latency_ms"][rank] or 0 for r in runs), 3
         )
     return result
-
-
-def _ratio(numerator: float | None, denominator: float | None) -> float | None:
-    if numerator is None or not denominator:
-        return None
-    return round(numerator / denominator, 2)
 
 
 def _brief(run: dict[str, Any]) -> dict[str, Any]:

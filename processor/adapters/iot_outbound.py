@@ -18,7 +18,6 @@ import asyncio
 import functools
 import logging
 from concurrent.futures import Executor
-from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -26,6 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ocppj import DEFAULT_PREFIX, downlink_topic, uplink_subscription
 
 from ..ports import ChargePointOffline, ShadowStore
+from ._presence import Connection, find_connection
 
 __all__ = ["Connection", "IotOutbound", "PublishError", "publish_reply"]
 
@@ -34,14 +34,6 @@ log = logging.getLogger(__name__)
 
 class PublishError(Exception):
     """IoT Core did not take a frame; the message names the charge point and topic."""
-
-
-@dataclass(frozen=True, slots=True)
-class Connection:
-    """Where a connected charge point is held."""
-
-    route: str
-    protocol: str
 
 
 class IotOutbound:
@@ -79,18 +71,7 @@ class IotOutbound:
 
     async def connection(self, charge_point_id: str) -> Connection | None:
         """The charger's route and protocol from its presence record, or None if offline."""
-        document = await self._shadows.get(charge_point_id)
-        record = _dig(document, "state", "reported", "connection")
-        if not isinstance(record, dict) or record.get("connected") is not True:
-            return None
-        route, protocol = record.get("route"), record.get("protocol")
-        if not (isinstance(route, str) and route and isinstance(protocol, str) and protocol):
-            log.warning(
-                "presence record without route or protocol",
-                extra={"chargePointId": charge_point_id},
-            )
-            return None
-        return Connection(route, protocol)
+        return await find_connection(self._shadows, charge_point_id)
 
 
 async def publish_reply(
@@ -121,11 +102,3 @@ async def publish_reply(
             f"could not publish to charge point {charge_point_id!r} on {topic!r}: {code}"
         ) from exc
     log.debug("frame published", extra={"chargePointId": charge_point_id, "route": route})
-
-
-def _dig(document: Any, *keys: str) -> Any:
-    for key in keys:
-        if not isinstance(document, dict):
-            return None
-        document = document.get(key)
-    return document

@@ -15,12 +15,12 @@ worker's one connection, and it imports neither gmqtt nor boto3.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from ocppj import DEFAULT_PREFIX, downlink_topic, uplink_subscription
 
 from ..ports import ChargePointOffline, ShadowStore
+from ._presence import Connection, connection_record, find_connection
 
 __all__ = [
     "Connection",
@@ -43,23 +43,6 @@ class Publisher(Protocol):
     async def publish(self, topic: str, payload: bytes) -> None:
         """Publish, or raise ``PublishError`` if the broker stays unreachable."""
         ...
-
-
-@dataclass(frozen=True, slots=True)
-class Connection:
-    """Where a connected charge point is held."""
-
-    route: str
-    protocol: str
-
-
-def connection_record(document: Any) -> Any:
-    """``state.reported.connection`` of a shadow document, or None."""
-    for key in ("state", "reported", "connection"):
-        if not isinstance(document, dict):
-            return None
-        document = document.get(key)
-    return document
 
 
 class MqttOutbound:
@@ -101,14 +84,4 @@ class MqttOutbound:
 
     async def connection(self, charge_point_id: str) -> Connection | None:
         """The charger's route and protocol from its presence record, or None if offline."""
-        record = connection_record(await self._shadows.get(charge_point_id))
-        if not isinstance(record, dict) or record.get("connected") is not True:
-            return None
-        route, protocol = record.get("route"), record.get("protocol")
-        if not (isinstance(route, str) and route and isinstance(protocol, str) and protocol):
-            log.warning(
-                "presence record without route or protocol",
-                extra={"chargePointId": charge_point_id},
-            )
-            return None
-        return Connection(route, protocol)
+        return await find_connection(self._shadows, charge_point_id)
