@@ -47,8 +47,8 @@ import orjson
 import uvloop
 
 from . import fleet
-from .arguments import add_connect_batch, bounded
-from .charger import PROTOCOLS, SPARE_FILES, charger_ids, raise_open_file_limit
+from .arguments import bounded
+from .charger import PROTOCOLS, charger_ids
 from .gateway_process import LOOPBACK, GatewayProcess, embedded_gateway, free_port, stop
 
 __all__ = ["main", "summarise"]
@@ -73,7 +73,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.processor_us is None:
         args.processor_us = PROCESSOR_US_PER_HEARTBEAT[args.protocol]
-    raise_open_file_limit(args.chargers + SPARE_FILES)
     identities = charger_ids(args.chargers)
     runs: list[dict[str, Any]] = []
     for repeat in range(args.repeats):
@@ -111,13 +110,7 @@ def _parser() -> argparse.ArgumentParser:
         type=bounded(float, 0.0, 1000.0),
         help="the processor's CPU per Heartbeat in µs (default: bench/README.md's figure)",
     )
-    parser.add_argument(
-        "--max-calls",
-        type=bounded(int, 1, 10 * fleet.DEFAULT_MAX_CALLS),
-        default=fleet.DEFAULT_MAX_CALLS,
-        help=f"heartbeats per charger at most (default {fleet.DEFAULT_MAX_CALLS})",
-    )
-    add_connect_batch(parser)
+    fleet.add_load_options(parser)
     return parser
 
 

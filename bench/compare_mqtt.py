@@ -40,7 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,8 +49,8 @@ import orjson
 import uvloop
 
 from . import compare_echo, fleet
-from .arguments import add_connect_batch, bounded
-from .charger import PROTOCOLS, SPARE_FILES, charger_ids, raise_open_file_limit
+from .arguments import bounded
+from .charger import PROTOCOLS, charger_ids
 from .gateway_process import (
     LOOPBACK,
     GatewayProcess,
@@ -102,7 +102,6 @@ log_type warning
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    raise_open_file_limit(args.chargers + SPARE_FILES)
     identities = charger_ids(args.chargers)
     runs: list[dict[str, Any]] = []
     for repeat in range(args.repeats):
@@ -136,13 +135,7 @@ def _parser() -> argparse.ArgumentParser:
         default=2,
         help="echo-then-relay pairs measured (default 2)",
     )
-    parser.add_argument(
-        "--max-calls",
-        type=bounded(int, 1, 10 * fleet.DEFAULT_MAX_CALLS),
-        default=fleet.DEFAULT_MAX_CALLS,
-        help=f"heartbeats per charger at most (default {fleet.DEFAULT_MAX_CALLS})",
-    )
-    add_connect_batch(parser)
+    fleet.add_load_options(parser)
     return parser
 
 
@@ -183,10 +176,10 @@ def mosquitto(folder: Path) -> Iterator[GatewayProcess]:
         lines += "user root\n"  # or it drops to a 'mosquitto' user that may not exist
     config.write_text(lines)
     log_path = folder / "mosquitto.log"
-    process = _spawn([MOSQUITTO, "-c", str(config)], log_path)
+    process = spawn([MOSQUITTO, "-c", str(config)], log_path)
     try:
         broker = GatewayProcess(process, port, log_path)
-        _wait_until_listening(broker, "mosquitto")
+        wait_until_listening(broker, "mosquitto")
         yield broker
     finally:
         stop(process)
@@ -198,7 +191,7 @@ def mqtt_responder(broker_port: int, folder: Path) -> Iterator[GatewayProcess]:
     has printed ``ready`` (subscribed)."""
     log_path = folder / "responder.log"
     command = [sys.executable, "-m", "bench.mqtt_responder", "--port", str(broker_port)]
-    process = _spawn([*command, "--prefix", PREFIX], log_path, stdout=subprocess.PIPE)
+    process = spawn([*command, "--prefix", PREFIX], log_path, stdout=subprocess.PIPE)
     try:
         responder = GatewayProcess(process, broker_port, log_path)
         _wait_for_ready(responder)
@@ -211,17 +204,22 @@ def mqtt_responder(broker_port: int, folder: Path) -> Iterator[GatewayProcess]:
 
 @contextlib.contextmanager
 def mqtt_gateway(
-    identities: Sequence[str], broker_port: int, folder: Path
+    identities: Sequence[str],
+    broker_port: int,
+    folder: Path,
+    *,
+    settings: Mapping[str, str] = GATEWAY_ENV,
 ) -> Iterator[GatewayProcess]:
     """``ocppgw gateway`` relaying over the broker until the block exits; yields
-    once ``/health`` answers 200 (its MQTT bus is up)."""
+    once ``/health`` answers 200 (its MQTT bus is up). ``settings``: its
+    environment beyond ours (default: ``GATEWAY_ENV``, no quotas)."""
     data_dir = folder / "data"
     register(identities, data_dir)
     port = free_port()
     log_path = folder / "gateway.log"
     command = [sys.executable, "-m", "ocppgw", "gateway", "--host", LOOPBACK, "--port", str(port)]
-    env = {**os.environ, **GATEWAY_ENV, "MQTT_URL": f"mqtt://{LOOPBACK}:{broker_port}"}
-    process = _spawn([*command, "--data-dir", str(data_dir)], log_path, env=env)
+    env = {**os.environ, **settings, "MQTT_URL": f"mqtt://{LOOPBACK}:{broker_port}"}
+    process = spawn([*command, "--data-dir", str(data_dir)], log_path, env=env)
     try:
         gateway = GatewayProcess(process, port, log_path)
         _wait_until_healthy(gateway)
@@ -230,7 +228,7 @@ def mqtt_gateway(
         stop(process)
 
 
-def _spawn(
+def spawn(
     command: list[str],
     log_path: Path,
     *,
@@ -250,7 +248,7 @@ def _failed(server: GatewayProcess, what: str) -> RuntimeError:
     )
 
 
-def _wait_until_listening(server: GatewayProcess, what: str) -> None:
+def wait_until_listening(server: GatewayProcess, what: str) -> None:
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if server.process.poll() is not None:

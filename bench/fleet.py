@@ -7,6 +7,7 @@ Every charger connects and boots, then runs a closed loop of Heartbeats for
 Throughput is therefore the server's, not an offered rate, and latency is
 what a charger sees with ``--chargers`` peers competing for the server.
 
+The chargers run in ``--processes`` load-generator processes (``bench.loadgen``).
 Without ``--url`` the embedded system runs in a subprocess started here, and
 its CPU time over the load window gives the cost of one round trip. With
 ``--url`` an already running gateway is used (its charge points named
@@ -17,43 +18,38 @@ Prints one JSON object.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import ipaddress
-import math
-import resource
 import sys
 import time
 import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 import uvloop
 
 from .arguments import add_connect_batch, bounded
-from .charger import (
-    PROTOCOLS,
-    SPARE_FILES,
-    Recorder,
-    SimulatedCharger,
-    charger_ids,
-    close_all,
-    connect_fleet,
-    raise_open_file_limit,
-)
-from .gateway_process import GatewayProcess, embedded_gateway, listen_overflows
+from .charger import PROTOCOLS, Recorder, charger_ids
+from .driver import Fleet, read_process
+from .gateway_process import embedded_gateway, listen_overflows
+from .loadgen import GRACE
 
-__all__ = ["latency_summary", "main"]
+__all__ = ["main", "run"]
 
-#: Chargers one run may simulate: one descriptor each, 20,000 per process here.
-MAX_CHARGERS = 8000
+#: Chargers one run may simulate: the server holds one descriptor each, and
+#: may open at most 20,000 files here.
+MAX_CHARGERS = 19_000
 #: Longest load window accepted, in seconds.
 MAX_SECONDS = 3600.0
 #: Answers one charger may get in a run, so that a run's memory is bounded too.
 DEFAULT_MAX_CALLS = 100_000
-#: Seconds past ``--seconds`` for the last answers before they count as timeouts.
-GRACE = 10.0
+
+
+class Metered(Protocol):
+    """A server whose CPU time can be read (``GatewayProcess`` and its kin)."""
+
+    def cpu_seconds(self) -> float: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,12 +72,10 @@ class LoadWindow:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    raise_open_file_limit(args.chargers + SPARE_FILES)
-    identities = charger_ids(args.chargers)
     if args.url is not None:
         result = uvloop.run(run(args, args.url, None))
     else:
-        with embedded_gateway(identities) as gateway:
+        with embedded_gateway(charger_ids(args.chargers)) as gateway:
             result = uvloop.run(run(args, gateway.url, gateway))
             result["server_log_lines"] = len(gateway.log_lines())
     print(orjson.dumps(result).decode())
@@ -102,14 +96,25 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--url", type=_loopback_url, help="an already running gateway, ws://127.0.0.1:PORT"
     )
+    add_load_options(parser)
+    return parser
+
+
+def add_load_options(parser: argparse.ArgumentParser) -> None:
+    """The options every closed-loop tool shares."""
     parser.add_argument(
         "--max-calls",
         type=bounded(int, 1, 10 * DEFAULT_MAX_CALLS),
         default=DEFAULT_MAX_CALLS,
         help=f"heartbeats per charger at most (default {DEFAULT_MAX_CALLS})",
     )
+    parser.add_argument(
+        "--processes",
+        type=bounded(int, 1, 8),
+        default=1,
+        help="load-generator processes (default 1: one core for the load)",
+    )
     add_connect_batch(parser)
-    return parser
 
 
 def _loopback_url(text: str) -> str:
@@ -129,19 +134,35 @@ def _is_loopback_ip(host: str) -> bool:
         return False
 
 
-async def run(args: argparse.Namespace, url: str, gateway: GatewayProcess | None) -> dict[str, Any]:
-    recorder = Recorder()
-    overflows = listen_overflows()
-    started = time.perf_counter()
-    chargers = await connect_fleet(
-        url, charger_ids(args.chargers), args.protocol, recorder, batch=args.connect_batch
-    )
-    connect = ConnectPhase(len(chargers), time.perf_counter() - started, _since(overflows))
+async def run(args: argparse.Namespace, url: str, gateway: Metered | None) -> dict[str, Any]:
+    """Connect the fleet, run the closed loop for ``args.seconds`` with the
+    server's CPU read around it, close the fleet; the report."""
+    ratio_201 = 1.0 if args.protocol == "ocpp2.0.1" else 0.0
+    fleet = await Fleet.start(url, args.chargers, ratio_201=ratio_201, processes=args.processes)
     try:
-        window = await heartbeat_phase(chargers, args.seconds, args.max_calls, gateway)
+        overflows = listen_overflows()
+        started = time.perf_counter()
+        connect = {"cmd": "connect", "rate": 0, "concurrency": args.connect_batch}
+        answers = await fleet.command(connect, 60.0)
+        connected = ConnectPhase(
+            sum(a["connected"] for a in answers),
+            time.perf_counter() - started,
+            _since(overflows),
+        )
+        cpu_before = gateway.cpu_seconds() if gateway else None
+        client_before = _cpu_seconds(fleet.pids)
+        started = time.perf_counter()
+        load = {"cmd": "load", "mode": "closed", "seconds": args.seconds}
+        await fleet.command(load | {"max_calls": args.max_calls}, args.seconds + GRACE)
+        elapsed = time.perf_counter() - started
+        server_cpu = (
+            gateway.cpu_seconds() - cpu_before if gateway and cpu_before is not None else None
+        )
+        window = LoadWindow(elapsed, server_cpu, _cpu_seconds(fleet.pids) - client_before)
+        recorder, _ = await fleet.finish()
     finally:
-        await close_all(chargers)
-    return report(args, connect, window, recorder)
+        await fleet.close()
+    return report(args, connected, window, recorder)
 
 
 def _since(overflows: int | None) -> int | None:
@@ -149,33 +170,18 @@ def _since(overflows: int | None) -> int | None:
     return None if now is None or overflows is None else now - overflows
 
 
-async def heartbeat_phase(
-    chargers: Sequence[SimulatedCharger],
-    seconds: float,
-    max_calls: int,
-    gateway: GatewayProcess | None,
-) -> LoadWindow:
-    """Run every charger's closed loop; measure wall and CPU time around it."""
-    cpu_before = gateway.cpu_seconds() if gateway else None
-    client_before = _own_cpu_seconds()
-    started = time.perf_counter()
-    deadline = time.monotonic() + seconds
-    loops = [charger.start_heartbeats(deadline, max_calls) for charger in chargers]
-    if loops:
-        await asyncio.wait(loops, timeout=seconds + GRACE)
-    elapsed = time.perf_counter() - started
-    server_cpu = gateway.cpu_seconds() - cpu_before if gateway and cpu_before is not None else None
-    client_cpu = _own_cpu_seconds() - client_before
-    for charger in chargers:
-        charger.abandon()
-    return LoadWindow(elapsed, server_cpu, client_cpu)
+def _cpu_seconds(pids: Sequence[int]) -> float:
+    readings = (read_process(pid) for pid in pids)
+    return sum(r.cpu_s for r in readings if r is not None)
 
 
 def report(
     args: argparse.Namespace, connect: ConnectPhase, window: LoadWindow, recorder: Recorder
 ) -> dict[str, Any]:
-    round_trips = len(recorder.latencies_ns)
+    round_trips = recorder.answered["Heartbeat"]
     cpu = window.server_cpu_s
+    latency = recorder.latency.summary()
+    del latency["buckets"]
     return {
         "chargers": args.chargers,
         "connected": connect.connected,
@@ -187,7 +193,7 @@ def report(
         "listen_overflows": connect.listen_overflows,
         "round_trips": round_trips,
         "round_trips_per_s": round(round_trips / window.elapsed_s, 1),
-        "latency_ms": latency_summary(recorder.latencies_ns),
+        "latency_ms": latency,
         "errors": sum(recorder.errors.values()),
         "error_kinds": dict(recorder.errors),
         "server_cpu_s": None if cpu is None else round(cpu, 2),
@@ -197,23 +203,6 @@ def report(
         "server_cpu_utilisation": None if cpu is None else round(cpu / window.elapsed_s, 3),
         "client_cpu_s": round(window.client_cpu_s, 2),
     }
-
-
-def latency_summary(latencies_ns: list[int]) -> dict[str, float | None]:
-    """p50/p90/p99 (nearest rank) and max, in milliseconds."""
-    ordered = sorted(latencies_ns)
-
-    def rank(q: float) -> float | None:
-        if not ordered:
-            return None
-        return round(ordered[max(0, math.ceil(q * len(ordered)) - 1)] / 1e6, 3)
-
-    return {"p50": rank(0.50), "p90": rank(0.90), "p99": rank(0.99), "max": rank(1.0)}
-
-
-def _own_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 if __name__ == "__main__":

@@ -44,6 +44,8 @@ class GatewayProcess:
     process: subprocess.Popen[bytes]
     port: int
     log_path: Path
+    #: Where its management API listens (``ocppgw dev`` and ``worker``), if any.
+    management_port: int | None = None
 
     @property
     def pid(self) -> int:
@@ -117,14 +119,23 @@ def health(port: int, timeout: float = 1.0) -> dict[str, object]:
         return answer
 
 
+#: A closed-loop load test sends far faster than any real charger: the
+#: per-charger flood limit must not throttle it.
+UNLIMITED = {"OCPP_RATE_LIMIT": "1000000", "OCPP_RATE_BURST": "1000000"}
+
+
 @contextlib.contextmanager
-def embedded_gateway(charge_point_ids: Sequence[str]) -> Iterator[GatewayProcess]:
+def embedded_gateway(
+    charge_point_ids: Sequence[str], *, unlimited: bool = True
+) -> Iterator[GatewayProcess]:
     """Register ``charge_point_ids`` in a fresh data folder, run the server on a
-    free loopback port until the block exits, then stop it (SIGTERM, then kill)."""
+    free loopback port until the block exits, then stop it (SIGTERM, then kill).
+    ``unlimited`` lifts the per-charger flood limit; without it the server runs
+    with its defaults, as an operator would."""
     with tempfile.TemporaryDirectory(prefix="ocppgw-bench-") as folder:
         data_dir = Path(folder) / "data"
         register(charge_point_ids, data_dir)
-        port = free_port()
+        port, management_port = free_port(), free_port()
         log_path = Path(folder) / "server.log"
         with log_path.open("wb") as log:
             process = subprocess.Popen(
@@ -134,17 +145,15 @@ def embedded_gateway(charge_point_ids: Sequence[str]) -> Iterator[GatewayProcess
                 env={
                     **os.environ,
                     "OCPP_LOG_LEVEL": "WARNING",
-                    # A closed-loop load test sends far faster than any real
-                    # charger: the per-charger flood limit must not throttle it.
-                    "OCPP_RATE_LIMIT": "1000000",
-                    "OCPP_RATE_BURST": "1000000",
+                    "OCPP_MANAGEMENT_PORT": str(management_port),
+                    **(UNLIMITED if unlimited else {}),
                 },
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=log,
             )
         try:
-            gateway = GatewayProcess(process, port, log_path)
+            gateway = GatewayProcess(process, port, log_path, management_port)
             _wait_until_healthy(gateway)
             yield gateway
         finally:
