@@ -222,15 +222,16 @@ class Monitor:
 
     def sample(self) -> dict[str, Any]:
         elapsed = time.perf_counter() - self._started
-        sample = {
+        processes = self.processes()
+        sample: dict[str, Any] = {
             "t": round(elapsed, 3),
             "phase": self.phase,
             **self.fleet.progress(),
-            "processes": self.processes(),
+            "processes": processes,
         }
         self.timeline.append(sample)
         self._bar.n = min(round(elapsed), self._bar.total or 0)
-        gateway = sample["processes"].get("gateway", {})
+        gateway = processes.get("gateway", {})
         self._bar.set_postfix_str(
             f"{self.phase}: {sample['connected']:,} connected, {sample['answered']:,} answers,"
             f" {sample['errors']} errors, gateway {gateway.get('rss_kb', 0) / 1024:,.0f} MiB",

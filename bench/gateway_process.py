@@ -18,7 +18,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,12 +126,16 @@ UNLIMITED = {"OCPP_RATE_LIMIT": "1000000", "OCPP_RATE_BURST": "1000000"}
 
 @contextlib.contextmanager
 def embedded_gateway(
-    charge_point_ids: Sequence[str], *, unlimited: bool = True
+    charge_point_ids: Sequence[str],
+    *,
+    unlimited: bool = True,
+    settings: Mapping[str, str] | None = None,
 ) -> Iterator[GatewayProcess]:
     """Register ``charge_point_ids`` in a fresh data folder, run the server on a
     free loopback port until the block exits, then stop it (SIGTERM, then kill).
     ``unlimited`` lifts the per-charger flood limit; without it the server runs
-    with its defaults, as an operator would."""
+    with its defaults, as an operator would; ``settings`` are more of its
+    environment variables."""
     with tempfile.TemporaryDirectory(prefix="ocppgw-bench-") as folder:
         data_dir = Path(folder) / "data"
         register(charge_point_ids, data_dir)
@@ -147,6 +151,7 @@ def embedded_gateway(
                     "OCPP_LOG_LEVEL": "WARNING",
                     "OCPP_MANAGEMENT_PORT": str(management_port),
                     **(UNLIMITED if unlimited else {}),
+                    **(settings or {}),
                 },
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,

@@ -1,0 +1,136 @@
+"""The systems a scenario runs against, each in processes of its own.
+
+* ``embedded``: ``ocppgw dev`` (gateway and processor in one process, SQLite
+  state), the newcomer's default and the cheapest complete system.
+* ``pipeline``: production's shape on one machine: a private Mosquitto,
+  ``ocppgw worker`` processes on a shared subscription, and ``ocppgw gateway``
+  relaying the chargers' frames over its MQTT pool, all sharing one SQLite
+  folder.
+* ``echo``: ``bench.echo_server``, a bare picows + uvloop echo, the baseline
+  of the throughput scenario.
+
+Every process is watched by name (``gateway``, ``broker``, ``worker-0``, ...)
+so that a scenario can say which one spent what.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import compare_echo, compare_mqtt
+from .gateway_process import LOOPBACK, GatewayProcess, embedded_gateway, free_port, stop
+
+__all__ = ["System", "echo", "embedded", "pipeline"]
+
+#: The pipeline gateway's settings beyond the defaults: quiet logs and the
+#: topic prefix and id the workers expect. MQTT quotas stay as in production
+#: (100 publishes/s and 100 in flight per pooled connection).
+PIPELINE_GATEWAY = {
+    "OCPP_LOG_LEVEL": "WARNING",
+    "OCPP_TOPIC_PREFIX": compare_mqtt.PREFIX,
+    "OCPP_GATEWAY_ID": compare_mqtt.GATEWAY_ID,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class System:
+    """A running system under test."""
+
+    kind: str
+    gateway: GatewayProcess
+    #: Every process of the system by name; ``gateway`` is always there.
+    watched: dict[str, int] = field(default_factory=dict)
+    management_url: str | None = None
+
+    @property
+    def url(self) -> str:
+        return self.gateway.url
+
+    def log_lines(self) -> int:
+        return len(self.gateway.log_lines())
+
+
+@contextlib.contextmanager
+def embedded(
+    identities: Sequence[str], *, unlimited: bool, settings: Mapping[str, str] | None = None
+) -> Iterator[System]:
+    with embedded_gateway(identities, unlimited=unlimited, settings=settings) as gateway:
+        yield System(
+            "embedded",
+            gateway,
+            {"gateway": gateway.pid},
+            f"http://{LOOPBACK}:{gateway.management_port}",
+        )
+
+
+@contextlib.contextmanager
+def echo() -> Iterator[System]:
+    with compare_echo.echo_server() as server:
+        yield System("echo", server, {"gateway": server.pid})
+
+
+@contextlib.contextmanager
+def pipeline(
+    identities: Sequence[str],
+    *,
+    workers: int,
+    unlimited: bool,
+    settings: Mapping[str, str] | None = None,
+) -> Iterator[System]:
+    """Broker, then the workers (subscribed before any presence is published:
+    they ask the broker for no retained messages), then the gateway, with
+    ``settings`` added to its environment."""
+    gateway_settings = (
+        PIPELINE_GATEWAY | (compare_mqtt.GATEWAY_ENV if unlimited else {}) | dict(settings or {})
+    )
+    with (
+        tempfile.TemporaryDirectory(prefix="ocppgw-pipeline-") as name,
+        contextlib.ExitStack() as stack,
+    ):
+        folder = Path(name)
+        broker = stack.enter_context(compare_mqtt.mosquitto(folder))
+        watched = {"broker": broker.pid}
+        apis = []
+        for n in range(workers):
+            worker = stack.enter_context(_worker(n, broker.port, folder))
+            watched[f"worker-{n}"] = worker.pid
+            apis.append(worker.management_port)
+        gateway = stack.enter_context(
+            compare_mqtt.mqtt_gateway(identities, broker.port, folder, settings=gateway_settings)
+        )
+        yield System(
+            "pipeline",
+            gateway,
+            {"gateway": gateway.pid, **watched},
+            f"http://{LOOPBACK}:{apis[0]}",
+        )
+
+
+@contextlib.contextmanager
+def _worker(n: int, broker_port: int, folder: Path) -> Iterator[GatewayProcess]:
+    """``ocppgw worker`` number ``n`` until the block exits; yields once its
+    management API listens (it has subscribed by then)."""
+    port = free_port()
+    log_path = folder / f"worker-{n}.log"
+    env = {
+        **os.environ,
+        "MQTT_URL": f"mqtt://{LOOPBACK}:{broker_port}",
+        "OCPP_TOPIC_PREFIX": compare_mqtt.PREFIX,
+        "OCPP_WORKER_ID": f"bench-worker-{n}",
+        "OCPP_MANAGEMENT_PORT": str(port),
+        "OCPP_LOG_LEVEL": "WARNING",
+    }
+    command = [sys.executable, "-m", "ocppgw", "worker", "--data-dir", str(folder / "data")]
+    process = compare_mqtt.spawn(command, log_path, env=env)
+    try:
+        worker = GatewayProcess(process, port, log_path, port)
+        compare_mqtt.wait_until_listening(worker, f"worker {n}")
+        yield worker
+    finally:
+        stop(process)
