@@ -526,7 +526,8 @@ async def connect_one(
                 extra_headers={"Sec-WebSocket-Protocol": protocol},
                 **extra,
             )
-            assert isinstance(listener, SimulatedCharger)
+            if not isinstance(listener, SimulatedCharger):  # closed as the upgrade completed
+                raise ConnectionError("connection lost during the upgrade")
             chosen = transport.response.headers.get("Sec-WebSocket-Protocol")
             if chosen != protocol:
                 raise RuntimeError(f"server chose subprotocol {chosen!r}, not {protocol}")

@@ -75,6 +75,8 @@ class GatewayServer:
         self._ssl = ssl_context
         self._connections: dict[str, ChargePointConnection] = {}
         self._paused: set[ChargePointConnection] = set()
+        #: Every charge point is paused until the bus drains.
+        self._holding = False
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.metrics = GatewayMetrics()
@@ -284,6 +286,9 @@ class GatewayServer:
         self._connections[connection.charge_point_id] = connection
         if previous is not None:
             previous.close(WSCloseCode.POLICY_VIOLATION, "replaced by a newer connection")
+        if self._holding:  # its first frame waits in the kernel like the others'
+            connection.pause_reading()
+            self._paused.add(connection)
         self._bus.announce(connection.charge_point_id, connection.subprotocol, True)
         log.info(
             "charge point connected",
@@ -358,11 +363,20 @@ class GatewayServer:
         if isinstance(verdict, Slow):
             self.metrics.errors["rate limited"] += 1
             self._pause_for(connection, verdict.delay)
-        elif bus.saturated and connection not in self._paused:
-            # Stop reading from whoever sends while the bus is full: their
-            # frames wait in the kernel, not in our memory.
-            connection.pause_reading()
-            self._paused.add(connection)
+        elif bus.saturated and not self._holding:
+            self._hold_everyone()
+
+    def _hold_everyone(self) -> None:
+        """The bus is filling up: stop reading from every charge point until it
+        drains, so that their frames wait in the kernel, not in our memory.
+        Pausing only those that send is not enough when many send at once: in
+        a reconnect storm every charger sends one BootNotification, and
+        thousands of first frames would overflow the bus and be refused."""
+        self._holding = True
+        for connection in self._connections.values():
+            if connection not in self._paused:
+                connection.pause_reading()
+                self._paused.add(connection)
 
     def _pause_for(self, connection: ChargePointConnection, delay: float) -> None:
         """Slow a charger down: stop reading it for ``delay`` seconds (one
@@ -381,6 +395,7 @@ class GatewayServer:
 
     def bus_drained(self) -> None:
         """The bus has room again: read from the paused charge points."""
+        self._holding = False
         paused, self._paused = self._paused, set()
         for connection in paused:
             connection.resume_reading()
@@ -440,7 +455,9 @@ class GatewayServer:
         )
         if action is Action.PING:
             connection.ping(now)
-        elif action is Action.CLOSE:
+        elif action is Action.CLOSE and connection not in self._paused:
+            # (A paused charger's pong waits unread in the kernel: its silence
+            # is ours, and it is judged again once reading resumes.)
             self.metrics.errors["no pong"] += 1
             log.info(
                 "charge point silent: dropped", extra={"chargePointId": connection.charge_point_id}

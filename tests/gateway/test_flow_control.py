@@ -81,6 +81,62 @@ async def test_a_saturated_bus_pauses_reading_until_it_drains() -> None:
         await bus.close(timeout=1)
 
 
+async def test_a_storm_of_first_frames_waits_for_the_bus_instead_of_being_refused() -> None:
+    """Every charger of a reconnect storm sends one BootNotification: pausing
+    only the senders would let thousands of first frames overflow the bus."""
+    release = asyncio.Event()
+    handled: list[bytes] = []
+
+    async def slow_processor(cp: str, protocol: str, frame: bytes) -> bytes | None:
+        await release.wait()
+        handled.append(frame)
+        message_id = orjson.loads(frame)[1]
+        return orjson.dumps([3, message_id, {"currentTime": "2026-01-01T00:00:00Z"}])
+
+    bus = InProcessBus(slow_processor, workers=1, capacity=8)
+    # Pings every 0.2 s with 0.2 s to answer: the hold below outlasts both.
+    config = GatewayConfig(
+        host="127.0.0.1", port=0, ping_interval=0.2, pong_timeout=0.2, sweep_period=0.05
+    )
+    gateway = GatewayServer(config, find_any, bus)
+    await bus.start(gateway.deliver, gateway.bus_drained)
+    await gateway.start()
+    fleet = [f"CP{n:02d}" for n in range(30)]
+    try:
+        chargers = [
+            await websockets.connect(
+                f"ws://127.0.0.1:{gateway.port}/{cp}",
+                subprotocols=["ocpp1.6"],  # type: ignore[list-item]
+            )
+            for cp in fleet
+        ]
+        await asyncio.gather(
+            *(
+                ws.send(orjson.dumps([2, cp, "Heartbeat", {}]).decode())
+                for ws, cp in zip(chargers, fleet, strict=True)
+            )
+        )
+        for _ in range(100):  # bounded wait until every charger is held
+            if f"ocppgw_paused_readers {len(fleet)}" in gateway.render_metrics().decode():
+                break
+            await asyncio.sleep(0.01)
+        assert f"ocppgw_paused_readers {len(fleet)}" in gateway.render_metrics().decode()
+        assert bus.pending <= 8
+        await asyncio.sleep(1.0)  # held for longer than ping interval + pong timeout
+        release.set()
+        answers = [orjson.loads(await asyncio.wait_for(ws.recv(), 5)) for ws in chargers]
+        assert [a[:2] for a in answers] == [[3, cp] for cp in fleet]
+        assert len(handled) == len(fleet)
+        assert gateway.metrics.errors["bus full"] == 0
+        assert gateway.metrics.errors["no pong"] == 0
+        assert gateway.connection_count == len(fleet)
+        for ws in chargers:
+            await ws.close()
+    finally:
+        await gateway.shutdown()
+        await bus.close(timeout=1)
+
+
 async def test_a_charger_that_does_not_read_is_disconnected() -> None:
     async def nothing(cp: str, protocol: str, frame: bytes) -> bytes | None:
         return None
