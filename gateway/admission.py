@@ -138,9 +138,12 @@ class AdmissionProtocol(asyncio.Protocol):
         )
         transport.set_protocol(ws)
         ws.connection_made(transport)
+        # Resume before feeding what was read: completing the upgrade calls the
+        # gateway, which may pause this charger at once (the bus is full), and
+        # that pause must stand. Nothing is read before this callback returns.
+        transport.resume_reading()
         _feed(ws, self._buffer)
         self._buffer = bytearray()
-        transport.resume_reading()
 
     def _respond_and_close(self, status: HTTPStatus, text: str = "") -> None:
         self._cancel_timeout()

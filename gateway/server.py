@@ -286,10 +286,12 @@ class GatewayServer:
         self._connections[connection.charge_point_id] = connection
         if previous is not None:
             previous.close(WSCloseCode.POLICY_VIOLATION, "replaced by a newer connection")
+        self._bus.announce(connection.charge_point_id, connection.subprotocol, True)
         if self._holding:  # its first frame waits in the kernel like the others'
             connection.pause_reading()
             self._paused.add(connection)
-        self._bus.announce(connection.charge_point_id, connection.subprotocol, True)
+        elif self._bus.saturated:  # its presence filled the bus (a reconnect storm)
+            self._hold_everyone()
         log.info(
             "charge point connected",
             extra={
