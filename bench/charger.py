@@ -70,6 +70,10 @@ SOCKETS_PER_SOURCE_ADDRESS = 1000
 #: Descriptors the load generator needs besides one per charger.
 SPARE_FILES = 64
 
+#: The longest pause between two BootNotifications of a refused charger.
+BOOT_RETRY_MAX_S = 10.0
+_jitter = random.Random(0)
+
 _REMOTE_START = frozenset({"RemoteStartTransaction", "RequestStartTransaction"})
 _REMOTE_STOP = frozenset({"RemoteStopTransaction", "RequestStopTransaction"})
 
@@ -256,12 +260,23 @@ class SimulatedCharger(WSListener):
         self._send(orjson.dumps([2, message_id, action, payload]), message_id, action, reply)
         return reply
 
-    async def boot(self) -> None:
+    async def boot(self, retries: int = 0) -> None:
         """Send a BootNotification, which a real charger does before anything else,
-        and insist that it is Accepted."""
-        reply = await self.call(*messages.boot(self.protocol))
-        if reply[0] != 3 or not isinstance(reply[2], dict) or reply[2].get("status") != "Accepted":
-            raise RuntimeError(f"{self.identity}: BootNotification answered {reply!r}")
+        and insist that it is Accepted. As a real charger does, one that is
+        refused (a CALLERROR, or not ``Accepted``) tries again on the same
+        connection, up to ``retries`` times, after 1, 2, 4, ... 10 s (±20 %)."""
+        for attempt in range(retries + 1):
+            reply = await self.call(*messages.boot(self.protocol))
+            if (
+                reply[0] == 3
+                and isinstance(reply[2], dict)
+                and reply[2].get("status") == "Accepted"
+            ):
+                return
+            if attempt == retries:
+                raise RuntimeError(f"{self.identity}: BootNotification answered {reply!r}")
+            delay = min(BOOT_RETRY_MAX_S, 2.0**attempt) * _jitter.uniform(0.8, 1.2)
+            await asyncio.sleep(delay)
 
     async def exchange(self, action: str, payload: dict[str, Any]) -> dict[str, Any] | None:
         """One CALL of the standard mix: its CALLRESULT payload, or None (counted)
@@ -512,14 +527,16 @@ async def connect_one(
     *,
     source: str | None = None,
     factory: Callable[[], SimulatedCharger] | None = None,
+    boot_retries: int = 0,
 ) -> SimulatedCharger | None:
-    """Connect and boot one charger (from ``source`` if given); a failure is
-    counted in ``recorder.errors`` as ``connect:<reason>`` and gives None."""
+    """Connect and boot one charger (from ``source`` if given), retrying a
+    refused boot ``boot_retries`` times; a failure is counted in
+    ``recorder.errors`` as ``connect:<reason>`` and gives None."""
     extra: dict[str, Any] = {} if source is None else {"local_addr": (source, 0)}
     transport: WSTransport | None = None
     make = factory or (lambda: SimulatedCharger(identity, protocol, recorder))
     try:
-        async with asyncio.timeout(CONNECT_TIMEOUT):
+        async with asyncio.timeout(CONNECT_TIMEOUT + boot_retries * BOOT_RETRY_MAX_S):
             transport, listener = await ws_connect(
                 make,
                 f"{url}/{identity}",
@@ -531,7 +548,7 @@ async def connect_one(
             chosen = transport.response.headers.get("Sec-WebSocket-Protocol")
             if chosen != protocol:
                 raise RuntimeError(f"server chose subprotocol {chosen!r}, not {protocol}")
-            await listener.boot()
+            await listener.boot(boot_retries)
     except (OSError, WSError, RuntimeError, TimeoutError, ConnectionError) as exc:
         recorder.errors[f"connect:{_reason(exc)}"] += 1
         if transport is not None:

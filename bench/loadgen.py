@@ -65,6 +65,9 @@ GRACE = 10.0
 RETRY_S = 0.25
 #: Seconds a storm may take before the chargers still out are given up.
 STORM_LIMIT_S = 120.0
+#: BootNotifications a refused charger sends again before it gives up its
+#: connection (each refusal is counted as a CALLERROR).
+BOOT_RETRIES = 8
 #: Connections opening at once when connecting at a rate.
 CONCURRENT_CONNECTS = 1000
 
@@ -179,6 +182,7 @@ class LoadGenerator:
             protocol_of(self.fleet.first + n, self.fleet.ratio_201),
             self.recorder,
             source=source,
+            boot_retries=BOOT_RETRIES,
         )
 
     async def _reconnect(self, n: int, deadline: float) -> None:

@@ -592,10 +592,15 @@ class RemoteCommands:
 
 
 async def storm(args: argparse.Namespace) -> dict[str, Any]:
-    """Every charger dropped at once and reconnecting at once."""
+    """Every charger dropped at once and reconnecting at once, against the
+    embedded system or (``--system pipeline``) the production gateway."""
     started = time.time()
     ids = charger_ids(args.chargers)
-    with systems.embedded(ids, unlimited=False) as system:
+    if getattr(args, "system", "embedded") == "pipeline":
+        chosen = systems.pipeline(ids, workers=args.workers, unlimited=False)
+    else:
+        chosen = systems.embedded(ids, unlimited=False)
+    with chosen as system:
         async with Run(args, system, _expected(args, args.seconds) + 30) as run:
             await run.connect_fleet()
             await run.load("idle", args.seconds)
@@ -606,7 +611,11 @@ async def storm(args: argparse.Namespace) -> dict[str, Any]:
     attempts = sum(a["attempts"] for a in answers)
     drop = run.phases["drop"]
     reconnect_s = max(a["elapsed_s"] for a in answers)
-    refusals = attempts - back
+    # A refusal: a connection attempt that failed, or a BootNotification refused
+    # (the charger then tries again on the same connection, as a real one does).
+    failed_connections = attempts - back
+    refused_boots = run.recorder.failed["BootNotification"]
+    refusals = failed_connections + refused_boots
     derived = {
         "chargers": args.chargers,
         "dropped": sum(a["dropped"] for a in answers),
@@ -614,6 +623,8 @@ async def storm(args: argparse.Namespace) -> dict[str, Any]:
         "reconnect_s": round(reconnect_s, 3),
         "reconnect_rate_per_s": round(back / reconnect_s, 1) if reconnect_s else None,
         "attempts": attempts,
+        "failed_connections": failed_connections,
+        "refused_boots": refused_boots,
         "refusals": refusals,
         "listen_overflows": drop["listen_overflows"],
         "gateway_cpu_s": _round(run.cpu_s("gateway", "drop"), 3),

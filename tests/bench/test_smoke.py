@@ -97,7 +97,7 @@ def test_idle_then_storm_then_report(tmp_path: Path) -> None:
     assert idle["derived"]["base_rss_kb"] > 0
     assert idle["derived"]["kb_per_connection"] is not None
 
-    storm = run(tmp_path, "storm", "--seconds", "1")
+    storm = run(tmp_path, "storm", "--seconds", "1", "--system", "embedded")
     assert storm["derived"]["dropped"] == CHARGERS
     assert storm["derived"]["reconnected"] == CHARGERS
     boots = storm["calls"]["by_action"]["BootNotification"]
@@ -113,11 +113,19 @@ def test_idle_then_storm_then_report(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not os.access(MOSQUITTO, os.X_OK), reason=f"{MOSQUITTO} is not installed")
 def test_pipeline_relays_the_mix_through_mosquitto_and_a_worker(tmp_path: Path) -> None:
-    result = run(tmp_path, "pipeline", "--seconds", "8", "--workers", "1", *FAST_MIX)
+    # --as-fleet: its default (50,000) would make a dozen chargers send like thousands.
+    result = run(
+        tmp_path, "pipeline", "--seconds", "8", "--workers", "1", "--as-fleet", "24", *FAST_MIX
+    )
     assert_every_call_answered(result)
     assert {"gateway", "broker", "worker-0"} <= set(result["processes"])
     assert result["derived"]["workers_cpu_us_per_message"] > 0
     assert result["derived"]["remote_commands"]["start"].get("Accepted", 0) >= 1
+
+    storm = run(tmp_path, "storm", "--seconds", "1", "--workers", "1")  # the production gateway
+    assert storm["system"] == "pipeline"
+    assert storm["derived"]["reconnected"] == CHARGERS
+    assert storm["derived"]["refusals"] == 0
 
 
 def test_scenario_options_take_scenario_defaults() -> None:
