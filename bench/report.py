@@ -53,6 +53,7 @@ __all__ = [
     "MQTT",
     "NLB",
     "SCENARIOS",
+    "STORM_MEMORY",
     "Capacity",
     "Limits",
     "Scaling",
@@ -75,10 +76,11 @@ DEFAULT_OUTPUT = BENCH_DIR / "REPORT.md"
 #: The resources that bound the charge points of one task.
 CPU = "CPU"
 MEMORY = "memory"
+STORM_MEMORY = "memory at a storm's peak"
 FILES = "file descriptors"
 NLB = "NLB connections per target"
 MQTT = "MQTT publishes"
-RESOURCES = (CPU, MEMORY, FILES, NLB, MQTT)
+RESOURCES = (CPU, MEMORY, STORM_MEMORY, FILES, NLB, MQTT)
 
 _NOT_RUN = "not run"
 _DASH = "\N{EN DASH}"
@@ -349,6 +351,26 @@ def _memory_capacity(results: Mapping[str, Mapping[str, Any]], limits: Limits) -
     return Capacity(MEMORY, _floor((limits.memory_budget_kb - base) / per), basis, "idle")
 
 
+def _storm_memory_capacity(results: Mapping[str, Mapping[str, Any]], limits: Limits) -> Capacity:
+    """What a reconnect storm costs at its peak: every connection dropped and
+    reopened at once leaves the gateway above its idle size (the allocator
+    keeps what the burst took), and a task must survive that, not only idle."""
+    storm = results.get("storm")
+    base = _number(_get(storm, "processes", "gateway", "rss_kb", "before"))
+    peak = _number(_get(storm, "processes", "gateway", "rss_kb", "peak"))
+    chargers = _derived(results, "storm", "chargers")
+    if base is None or peak is None or not chargers or peak <= base:
+        return Capacity(STORM_MEMORY, None, "no storm result with the gateway's peak RSS")
+    per = (peak - base) / chargers
+    system = _get(storm, "system") or "storm"
+    basis = (
+        f"({_fmt(limits.memory_mib)} MiB {_X} {limits.memory_headroom:.0%} {_MINUS} "
+        f"{_fmt(base / 1024)} MiB base) / {_fmt(per)} KiB per charger at the storm's peak "
+        f"(storm, {system}: {_fmt(peak / 1024)} MiB with {int(chargers):,} chargers)"
+    )
+    return Capacity(STORM_MEMORY, _floor((limits.memory_budget_kb - base) / per), basis, "storm")
+
+
 def _mqtt_capacity(results: Mapping[str, Mapping[str, Any]], limits: Limits) -> Capacity:
     quota = limits.mqtt_connections * limits.publishes_per_connection
     uplinks = _first(results, ("pipeline",), "mqtt_publishes_per_charger_second")
@@ -564,6 +586,7 @@ def scaling(results: Mapping[str, Mapping[str, Any]], limits: Limits | None = No
     capacities = (
         cpu,
         _memory_capacity(results, limits),
+        _storm_memory_capacity(results, limits),
         Capacity(
             FILES,
             max(0, limits.nofile - limits.fd_reserve),

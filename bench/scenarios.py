@@ -628,6 +628,10 @@ async def storm(args: argparse.Namespace) -> dict[str, Any]:
         "refusals": refusals,
         "listen_overflows": drop["listen_overflows"],
         "gateway_cpu_s": _round(run.cpu_s("gateway", "drop"), 3),
+        # What the burst costs: the allocator keeps what it took, so a task
+        # must have room for this peak, not only for the idle size.
+        "gateway_rss_before_drop_kb": run.rss_kb("gateway", "drop", "before"),
+        "gateway_peak_rss_kb": run.monitor.peak_rss_kb.get("gateway"),
     }
     targets = [
         target(

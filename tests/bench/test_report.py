@@ -25,6 +25,7 @@ from bench.report import (
     MQTT,
     NLB,
     SCENARIOS,
+    STORM_MEMORY,
     Limits,
     Scaling,
     build_report,
@@ -312,12 +313,27 @@ def test_memory_headroom_and_fd_reserve() -> None:
     assert result.capacity(FILES).chargers == 64_536
 
 
+def test_a_storm_whose_peak_outgrows_the_task_limits_it() -> None:
+    results = all_results(idle={"base_rss_kb": BASE_KB, "kb_per_connection": 6.0})
+    storm = results["storm"]
+    # 19,000 chargers took the gateway from 51,859.2 to 261,859.2 KiB at the peak:
+    # 210,000 KiB / 19,000 = 11.05 KiB each; 420,000 KiB / 11.05 = 38,000.
+    storm["processes"]["gateway"]["rss_kb"] = {"before": BASE_KB, "peak": BASE_KB + 210_000}
+    storm["derived"]["chargers"] = 19_000
+    result = scaling(results)
+    assert result.capacity(MEMORY).chargers == 70_000  # idle: 420,000 / 6
+    assert result.capacity(STORM_MEMORY).chargers == 38_000
+    assert result.limiting == STORM_MEMORY
+    assert result.per_task == 38_000
+    assert "storm's peak" in build_report(results)
+
+
 def test_no_results_leaves_the_fixed_limits() -> None:
     result = scaling({})
     assert result.capacity(CPU).chargers is None
     assert result.capacity(MEMORY).chargers is None
     assert result.capacity(MQTT).chargers is None
-    assert result.missing == (CPU, MEMORY, MQTT)
+    assert result.missing == (CPU, MEMORY, STORM_MEMORY, MQTT)
     assert result.per_task == 55_000
     assert result.limiting == NLB
     assert result.tasks == {100_000: 2, 1_000_000: 19}
@@ -329,7 +345,7 @@ def test_no_results_leaves_the_fixed_limits() -> None:
 
 def test_upper_bound_below_the_target_is_not_met() -> None:
     result = scaling({"idle": make_result("idle", derived={"kb_per_connection": 20.0})})
-    assert result.missing == (CPU, MQTT)
+    assert result.missing == (CPU, STORM_MEMORY, MQTT)
     checks = {check.name: check for check in result.targets}
     assert checks["charge points per task"].met is False
     assert checks["resident memory per idle charge point"].met is False
