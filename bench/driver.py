@@ -195,7 +195,7 @@ class Monitor:
             file=sys.stderr,
             disable=None,  # only on a terminal
             dynamic_ncols=True,
-            bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} s {postfix}",
+            bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} s{postfix}",
         )
         self._task: asyncio.Task[None] | None = None
 
