@@ -84,8 +84,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in names:
         failed += 0 if run_scenario(name, args) else 1
     if args.scenario == "all":
-        report.main(["--results", str(args.results)])
+        report.main(["--results", str(args.results), "--output", str(report_path(args.results))])
     return 1 if failed else 0
+
+
+def report_path(results: Path) -> Path:
+    """Where ``all`` writes its report: bench/REPORT.md for bench/results,
+    otherwise REPORT.md beside the results it reads."""
+    if results.resolve() == DEFAULT_RESULTS:
+        return report.DEFAULT_OUTPUT
+    return results / "REPORT.md"
 
 
 def run_scenario(name: str, args: argparse.Namespace) -> bool:

@@ -128,6 +128,11 @@ def test_pipeline_relays_the_mix_through_mosquitto_and_a_worker(tmp_path: Path) 
     assert storm["derived"]["refusals"] == 0
 
 
+def test_all_reports_beside_results_other_than_the_committed_ones(tmp_path: Path) -> None:
+    assert bench_cli.report_path(tmp_path) == tmp_path / "REPORT.md"
+    assert bench_cli.report_path(bench_cli.DEFAULT_RESULTS) == report.DEFAULT_OUTPUT
+
+
 def test_scenario_options_take_scenario_defaults() -> None:
     args = bench_cli._parser().parse_args(["idle"])
     assert args.chargers is None  # filled per scenario by run_scenario
