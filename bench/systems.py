@@ -52,9 +52,6 @@ class System:
     def url(self) -> str:
         return self.gateway.url
 
-    def log_lines(self) -> int:
-        return len(self.gateway.log_lines())
-
 
 @contextlib.contextmanager
 def embedded(
