@@ -296,27 +296,37 @@ def cpu_ratio(numerator: float | None, denominator: float | None) -> float | Non
     return round(numerator / denominator, 2)
 
 
+#: What a run's summary keeps of it (``brief``): who, how much, what it cost ...
+RUN_KEYS = (
+    "server",
+    "repeat",
+    "connected",
+    "round_trips",
+    "round_trips_per_s",
+    "server_cpu_s",
+    "server_cpu_us_per_round_trip",
+    "server_user_us_per_round_trip",
+    "server_system_us_per_round_trip",
+)
+#: ... and how clean the measurement was.
+RUN_CHECKS = (
+    "other_cpu_utilisation",
+    "client_cpu_s",
+    "elapsed_s",
+    "errors",
+    "error_kinds",
+    "server_log_lines",
+)
+
+
+def brief(run: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """The ``keys`` a run has, for the summary's list of runs."""
+    return {key: run[key] for key in keys if key in run}
+
+
 def _brief(run: dict[str, Any]) -> dict[str, Any]:
-    keys = (
-        "server",
-        "repeat",
-        "connected",
-        "round_trips",
-        "round_trips_per_s",
-        "server_cpu_s",
-        "server_cpu_us_per_round_trip",
-        "server_user_us_per_round_trip",
-        "server_system_us_per_round_trip",
-        "server_cpu_utilisation",
-        "machine_softirq_utilisation",
-        "other_cpu_utilisation",
-        "client_cpu_s",
-        "elapsed_s",
-        "errors",
-        "error_kinds",
-        "server_log_lines",
-    )
-    return {key: run[key] for key in keys} | {"latency_p50_ms": run["latency_ms"]["p50"]}
+    keys = (*RUN_KEYS, "server_cpu_utilisation", "machine_softirq_utilisation", *RUN_CHECKS)
+    return brief(run, keys) | {"latency_p50_ms": run["latency_ms"]["p50"]}
 
 
 if __name__ == "__main__":

@@ -384,30 +384,10 @@ def _medians(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _brief(run: dict[str, Any]) -> dict[str, Any]:
-    keys = (
-        "server",
-        "repeat",
-        "connected",
-        "round_trips",
-        "round_trips_per_s",
-        "server_cpu_s",
-        "server_cpu_us_per_round_trip",
-        "server_user_us_per_round_trip",
-        "server_system_us_per_round_trip",
-        "broker_cpu_us_per_round_trip",
-        "responder_cpu_us_per_round_trip",
-        "relay_cpu_us_per_round_trip",
-        "other_cpu_utilisation",
-        "client_cpu_s",
-        "elapsed_s",
-        "errors",
-        "error_kinds",
-        "server_log_lines",
-        "broker_log_lines",
-        "responder_log_lines",
-    )
-    brief = {key: run[key] for key in keys if key in run}
-    return brief | {"latency_ms": run["latency_ms"]}
+    companions = tuple(f"{name}_cpu_us_per_round_trip" for name in (*COMPANIONS, "relay"))
+    logs = tuple(f"{name}_log_lines" for name in COMPANIONS)
+    keys = (*compare_echo.RUN_KEYS, *companions, *compare_echo.RUN_CHECKS, *logs)
+    return compare_echo.brief(run, keys) | {"latency_ms": run["latency_ms"]}
 
 
 if __name__ == "__main__":
