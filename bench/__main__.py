@@ -31,7 +31,7 @@ import uvloop
 from . import plots, regress, report
 from .arguments import bounded
 from .charger import SPARE_FILES, MixPlan, raise_open_file_limit
-from .fleet import DEFAULT_MAX_CALLS
+from .fleet import add_max_calls
 from .scenarios import SCENARIOS
 
 #: The server and each load generator hold one descriptor per charger; a
@@ -164,13 +164,7 @@ def _parser() -> argparse.ArgumentParser:
         help="folder for results and plots (default bench/results)",
     )
     parser.add_argument("--no-plots", action="store_true", help="write no PNG")
-    closed = parser.add_argument_group("throughput")
-    closed.add_argument(
-        "--max-calls",
-        type=bounded(int, 1, 10 * DEFAULT_MAX_CALLS),
-        default=DEFAULT_MAX_CALLS,
-        help=f"heartbeats per charger at most (default {DEFAULT_MAX_CALLS:,})",
-    )
+    add_max_calls(parser.add_argument_group("throughput"))
     parser.add_argument(
         "--system",
         choices=("embedded", "pipeline"),

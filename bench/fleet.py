@@ -35,7 +35,7 @@ from .driver import Fleet, read_process
 from .gateway_process import embedded_gateway, listen_overflows
 from .loadgen import GRACE
 
-__all__ = ["main", "run"]
+__all__ = ["add_load_options", "add_max_calls", "main", "run"]
 
 #: Chargers one run may simulate: the server holds one descriptor each, and
 #: may open at most 20,000 files here.
@@ -102,12 +102,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def add_load_options(parser: argparse.ArgumentParser) -> None:
     """The options every closed-loop tool shares."""
-    parser.add_argument(
-        "--max-calls",
-        type=bounded(int, 1, 10 * DEFAULT_MAX_CALLS),
-        default=DEFAULT_MAX_CALLS,
-        help=f"heartbeats per charger at most (default {DEFAULT_MAX_CALLS})",
-    )
+    add_max_calls(parser)
     parser.add_argument(
         "--processes",
         type=bounded(int, 1, 8),
@@ -115,6 +110,16 @@ def add_load_options(parser: argparse.ArgumentParser) -> None:
         help="load-generator processes (default 1: one core for the load)",
     )
     add_connect_batch(parser)
+
+
+def add_max_calls(parser: argparse._ActionsContainer) -> None:
+    """``--max-calls``: the closed loop's bound on answers per charger."""
+    parser.add_argument(
+        "--max-calls",
+        type=bounded(int, 1, 10 * DEFAULT_MAX_CALLS),
+        default=DEFAULT_MAX_CALLS,
+        help=f"heartbeats per charger at most (default {DEFAULT_MAX_CALLS:,})",
+    )
 
 
 def _loopback_url(text: str) -> str:
