@@ -268,10 +268,14 @@ class GatewayServer:
         error = WSUpgradeResponse.create_error_response(HTTPStatus.SERVICE_UNAVAILABLE, body, _JSON)
         return Decision(error, None)
 
-    def render_metrics(self) -> bytes:
+    def connections_by_protocol(self) -> dict[str, int]:
+        """Connected charge points per enabled subprotocol (0 for an unused one)."""
         by_protocol = Counter(c.subprotocol for c in self._connections.values())
+        return {p: by_protocol.get(p, 0) for p in self.config.protocols}
+
+    def render_metrics(self) -> bytes:
         return self.metrics.render(
-            connections={p: by_protocol.get(p, 0) for p in self.config.protocols},
+            connections=self.connections_by_protocol(),
             bus_up=self._bus.healthy,
             bus_pending=self._bus.pending,
             paused_readers=len(self._paused),

@@ -5,26 +5,34 @@ connections; ``--workers N`` starts N such processes on one port
 (SO_REUSEPORT: the kernel spreads connections over them), for machines with
 more than one core. The registry is the SQLite file of the data folder, or
 DynamoDB's ``ChargePointTable`` when ``DYNAMODB_CHARGE_POINT_TABLE`` is set.
+With ``OCPP_METRICS_NAMESPACE`` set, each process also writes its metrics to
+standard output in CloudWatch's embedded metric format (``gateway/emf.py``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import math
 import ssl
+import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from gateway import GatewayConfig, GatewayServer
+from gateway.emf import EmfMetrics, Snapshot, check_namespace
 from gateway.mqtt_bus import MqttBus
 from gateway.mqtt_settings import MqttSettings, new_gateway_id, ssl_context_from_pem
 from gateway.tls import server_context
 from ocppj import DEFAULT_PREFIX, ChargePointAccess
 
 from .settings import ENVIRONMENT, Environment, SettingsError, gateway_config
+from .tls_material import with_pem_files
 
-__all__ = ["GATEWAY_ENVIRONMENT", "GatewaySettings", "run_gateway"]
+__all__ = ["GATEWAY_ENVIRONMENT", "GatewaySettings", "MetricsReporter", "run_gateway"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +55,8 @@ GATEWAY_ENVIRONMENT = {
     "OCPP_MQTT_BUFFER": "10000",
     "DYNAMODB_CHARGE_POINT_TABLE": "",
     "AWS_REGION": "",
+    "OCPP_METRICS_NAMESPACE": "",
+    "OCPP_METRICS_INTERVAL": "60",
 }
 #: Seconds that frames in flight get to reach the broker at shutdown.
 DRAIN_TIMEOUT = 10.0
@@ -65,9 +75,14 @@ class GatewaySettings:
     iot_private_key: str = ""
     charge_point_table: str = ""
     region: str = ""
+    #: CloudWatch namespace of the EMF metrics on standard output; empty: none.
+    metrics_namespace: str = ""
+    #: Seconds between two EMF reports.
+    metrics_interval: float = 60.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> GatewaySettings:
+        environ = with_pem_files(environ)
         env = Environment(environ, GATEWAY_ENVIRONMENT)
         workers = env.integer("OCPP_GATEWAY_WORKERS")
         if not 1 <= workers <= 64:
@@ -104,6 +119,17 @@ class GatewaySettings:
             )
         except ValueError as exc:
             raise SettingsError(f"MQTT_URL / OCPP_MQTT_*: {exc}") from None
+        namespace = env.text("OCPP_METRICS_NAMESPACE")
+        if namespace:
+            try:
+                check_namespace(namespace)
+            except ValueError as exc:
+                raise SettingsError(f"OCPP_METRICS_NAMESPACE: {exc}") from None
+        interval = env.number("OCPP_METRICS_INTERVAL")
+        if not (math.isfinite(interval) and interval > 0):
+            raise SettingsError(
+                f"OCPP_METRICS_INTERVAL: must be a positive number of seconds, not {interval}"
+            )
         return cls(
             gateway=config,
             mqtt=mqtt,
@@ -115,6 +141,8 @@ class GatewaySettings:
             iot_private_key=secrets["IOT_GATEWAY_PRIVATE_KEY"],
             charge_point_table=env.text("DYNAMODB_CHARGE_POINT_TABLE"),
             region=env.text("AWS_REGION"),
+            metrics_namespace=namespace,
+            metrics_interval=interval,
         )
 
     def for_worker(self, index: int) -> GatewaySettings:
@@ -125,11 +153,29 @@ class GatewaySettings:
 
 
 Find = Callable[[str], Awaitable[ChargePointAccess | None]]
+#: Takes one complete line (newline included) of the metrics output.
+WriteLine = Callable[[bytes], object]
+
+
+def write_stdout(line: bytes) -> None:
+    """Write one line to standard output at once.
+
+    One write per line, each far below PIPE_BUF: the worker processes share
+    the container's stdout, and their lines must not interleave.
+    """
+    sys.stdout.buffer.write(line)
+    sys.stdout.buffer.flush()
 
 
 @contextlib.asynccontextmanager
-async def run_gateway(settings: GatewaySettings) -> AsyncIterator[GatewayServer]:
-    """One gateway process: listen, relay over MQTT, shut down in order."""
+async def run_gateway(
+    settings: GatewaySettings, *, metrics_out: WriteLine = write_stdout
+) -> AsyncIterator[GatewayServer]:
+    """One gateway process: listen, relay over MQTT, shut down in order.
+
+    With ``settings.metrics_namespace``, the process reports its own metrics
+    to ``metrics_out`` every ``settings.metrics_interval`` seconds.
+    """
     async with contextlib.AsyncExitStack() as stack:
         find = await _registry(settings, stack)
         mqtt = settings.mqtt
@@ -142,16 +188,83 @@ async def run_gateway(settings: GatewaySettings) -> AsyncIterator[GatewayServer]
             )
         bus = MqttBus(mqtt)
         gateway = GatewayServer(settings.gateway, find, bus, ssl_context=_tls(settings.gateway))
+        reporter = None
+        if settings.metrics_namespace:
+            emf = EmfMetrics(settings.metrics_namespace, settings.gateway.protocols)
+            reporter = MetricsReporter(gateway, emf, settings.metrics_interval, metrics_out)
+            # Unwound after gateway.shutdown: the last report counts the
+            # final frames, and reads no connections (they were closed).
+            stack.push_async_callback(reporter.close)
         stack.push_async_callback(gateway.shutdown)
         await bus.start(gateway.deliver, gateway.bus_drained)
         stack.push_async_callback(bus.close, DRAIN_TIMEOUT)
         await gateway.start()
         stack.callback(gateway.stop_accepting)
+        if reporter is not None:
+            reporter.start()
         log.info(
             "gateway relaying over MQTT",
             extra={"gatewayId": mqtt.gateway_id, "broker": f"{mqtt.host}:{mqtt.port}"},
         )
         yield gateway
+
+
+class MetricsReporter:
+    """Writes the gateway's EMF lines every ``interval`` seconds from one task,
+    and once more at ``close()``. A failed report is logged, never raised: the
+    gateway does not depend on its metrics."""
+
+    def __init__(
+        self,
+        gateway: GatewayServer,
+        emf: EmfMetrics,
+        interval: float,
+        write: WriteLine,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._gateway = gateway
+        self._emf = emf
+        self._interval = interval
+        self._write = write
+        self._clock = clock
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="emf-metrics")
+
+    async def close(self) -> None:
+        """Stop the task and write the last report (if it ever started)."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        self.report()
+
+    def report(self) -> None:
+        try:
+            snapshot = Snapshot.of(
+                self._gateway.metrics,
+                self._gateway.connections_by_protocol(),
+                round(self._clock() * 1000),
+            )
+            # A few hundred bytes a minute, written in place as the logs are:
+            # a log driver that blocks stdout blocks stderr's logging alike.
+            for line in self._emf.report(snapshot):
+                self._write(line + b"\n")
+        except Exception:
+            log.exception("metrics report failed")
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        due = loop.time()
+        while True:
+            # Fixed steps rather than sleep(interval), which would drift: a
+            # report a minute keeps to its own CloudWatch minute.
+            due = max(due + self._interval, loop.time())
+            await asyncio.sleep(due - loop.time())
+            self.report()
 
 
 async def _registry(settings: GatewaySettings, stack: contextlib.AsyncExitStack) -> Find:
