@@ -8,6 +8,16 @@
   call) is reported in ``batchItemFailures`` so that only it is redelivered;
   a record that can never succeed (not the rule's shape) is logged and
   dropped, since redelivering it would fail forever.
+
+  The same queue takes presence from a second rule, ``SELECT * AS presence,
+  topic(3) AS chargePointId FROM 'ocpp/presence/+'``: a body with a
+  ``presence`` key is a gateway's connect or disconnect, recorded in the
+  shadow's ``state.reported.connection`` (``processor.presence``) unless the
+  record already says something newer. That record is where the remote
+  commands find a charger's route. A malformed presence is logged and
+  dropped; a failed shadow read or write is redelivered. The presence
+  records of one charger in a batch are handled one after another, so that
+  their read-decide-write steps do not interleave.
 * ``remote_start_handler`` / ``remote_stop_handler``: the seed's input
   formats. They cannot wait for the charger's answer (it arrives through SQS,
   at the message processor), so they answer ``202`` with the message id; the
@@ -21,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +56,7 @@ from .context import Services
 from .core import Processor
 from .ids import RandomIds
 from .ports import ChargePointOffline
+from .presence import ShadowPresenceLedger, routable_presence
 
 __all__ = [
     "LambdaApp",
@@ -137,6 +149,7 @@ class LambdaApp:
             outbound=IotOutbound(self._iot_data, shadows, settings.topic_prefix),
         )
         self.registry = DynamoDbRegistry(dynamodb, settings.charge_point_table)
+        self._presence = ShadowPresenceLedger(shadows)
         # A store that fails sends the record back to SQS rather than an
         # InternalError to the charger: the retry can still succeed.
         self._processor = Processor(build_router(), self.services, raise_failures=True)
@@ -155,7 +168,11 @@ class LambdaApp:
 
     async def _process_messages(self, event: Mapping[str, Any]) -> dict[str, Any]:
         records = event.get("Records", [])
-        outcomes = await asyncio.gather(*(self._record(record) for record in records))
+        # Per charger, for this batch only: one invocation runs at a time.
+        presence_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        outcomes = await asyncio.gather(
+            *(self._record(record, presence_locks) for record in records)
+        )
         failures = [
             {"itemIdentifier": record.get("messageId", "")}
             for record, ok in zip(records, outcomes, strict=True)
@@ -163,16 +180,20 @@ class LambdaApp:
         ]
         return {"batchItemFailures": failures}
 
-    async def _record(self, record: Mapping[str, Any]) -> bool:
+    async def _record(
+        self, record: Mapping[str, Any], presence_locks: Mapping[str, asyncio.Lock]
+    ) -> bool:
         """Process one SQS record; False asks SQS to deliver it again."""
         try:
-            charge_point_id, protocol, route, frame = _frame_of(record)
-        except (KeyError, TypeError, ValueError, orjson.JSONDecodeError) as exc:
-            log.error(
-                "record dropped: not the IoT rule's shape",
-                extra={"messageId": record.get("messageId"), "reason": str(exc)},
-            )
-            return True
+            body = orjson.loads(record["body"])
+        except (KeyError, TypeError, ValueError) as exc:
+            return _dropped(record, "not the IoT rule's shape", exc)
+        if isinstance(body, dict) and "presence" in body:
+            return await self._presence_record(record, body, presence_locks)
+        try:
+            charge_point_id, protocol, route, frame = _frame_of(body)
+        except (KeyError, TypeError, ValueError) as exc:
+            return _dropped(record, "not the IoT rule's shape", exc)
         try:
             answer = await self._processor.handle(charge_point_id, protocol, frame)
             if answer is not None:
@@ -183,6 +204,41 @@ class LambdaApp:
                 extra={"messageId": record.get("messageId"), "chargePointId": charge_point_id},
             )
             return False
+        return True
+
+    async def _presence_record(
+        self,
+        record: Mapping[str, Any],
+        body: Mapping[str, Any],
+        presence_locks: Mapping[str, asyncio.Lock],
+    ) -> bool:
+        """Record a gateway's presence message in the charger's shadow."""
+        charge_point_id = None
+        try:
+            charge_point_id = decode_segment(body["chargePointId"])
+            # The rule re-serialises the payload; parse it as the worker does.
+            presence = routable_presence(
+                orjson.dumps(body["presence"]), self._prefix, charge_point_id
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            return _dropped(record, "malformed presence", exc, chargePointId=charge_point_id)
+        facts = {
+            "messageId": record.get("messageId"),
+            "chargePointId": charge_point_id,
+            "connected": presence.connected,
+            "route": presence.route,
+            "at": presence.at,
+        }
+        try:
+            async with presence_locks[charge_point_id]:
+                recorded = await self._presence.record(charge_point_id, presence)
+        except Exception:
+            log.exception("presence failed; SQS will deliver it again", extra=facts)
+            return False
+        if recorded:
+            log.info("presence recorded", extra=facts)
+        else:
+            log.info("presence ignored: the record is newer or the same", extra=facts)
         return True
 
     # -- remote commands --------------------------------------------------------
@@ -220,9 +276,18 @@ class LambdaApp:
         }
 
 
-def _frame_of(record: Mapping[str, Any]) -> tuple[str, str, str, bytes]:
-    """(charge point, protocol, route, frame) from an SQS record of the IoT rule."""
-    body = orjson.loads(record["body"])
+def _dropped(record: Mapping[str, Any], why: str, exc: Exception, **facts: Any) -> bool:
+    """Log a record that can never succeed; True: SQS need not deliver it again."""
+    log.error(
+        "record dropped: %s",
+        why,
+        extra={"messageId": record.get("messageId"), **facts, "reason": str(exc)},
+    )
+    return True
+
+
+def _frame_of(body: Any) -> tuple[str, str, str, bytes]:
+    """(charge point, protocol, route, frame) from an SQS body of the uplink rule."""
     charge_point_id = decode_segment(body["chargePointId"])
     protocol, route = body["protocol"], body["route"]
     if not isinstance(protocol, str) or not isinstance(route, str):

@@ -22,7 +22,9 @@ Each frame goes through the same ``Processor`` as everywhere else and the
 answer goes back with QoS 1 to ``{prefix}/out/{route}/{cp}``, the route the
 CALL came from. A presence message updates the shadow's connection record
 ``{"connected", "route", "protocol", "since"}`` unless the record already
-says something newer (``presence_applies``).
+says something newer (``presence_applies``). Presence itself, parsing and
+ledgers, lives in ``processor.presence`` (shared with the Lambda); this
+module re-exports its names.
 
 Flow control. Messages are handled by a fixed pool of consumer tasks, each
 reading its own queue; a charge point's messages always go to the same
@@ -58,12 +60,10 @@ import uuid
 import zlib
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 import gmqtt  # type: ignore[import-untyped, unused-ignore]
-import orjson
 from gmqtt.mqtt.constants import (  # type: ignore[import-untyped, unused-ignore]
     MQTTv50,
     PubAckReasonCode,
@@ -76,11 +76,17 @@ from ocppj import (
     parse_uplink,
     presence_subscription,
     uplink_subscription,
-    version_for,
 )
 
-from .adapters.mqtt_outbound import PublishError, connection_record
+from .adapters.mqtt_outbound import PublishError
 from .ports import ShadowStore
+from .presence import (
+    Presence,
+    PresenceLedger,
+    ShadowPresenceLedger,
+    presence_applies,
+    routable_presence,
+)
 
 __all__ = [
     "DEFAULT_GROUP",
@@ -242,131 +248,6 @@ def _check_group(group: str) -> str:
 def shared_subscription(group: str, topic_filter: str) -> str:
     """``topic_filter`` shared by ``group``: the broker gives each message to one member."""
     return f"$share/{_check_group(group)}/{topic_filter}"
-
-
-# -- presence -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Presence:
-    """A gateway's announcement that a charge point connected or disconnected."""
-
-    connected: bool
-    route: str
-    protocol: str
-    #: When it happened, RFC 3339 with a zone, as the gateway wrote it.
-    at: str
-
-    @classmethod
-    def from_payload(cls, payload: bytes) -> Presence:
-        """Parse ``{"connected", "route", "protocol", "at"}``; ``ValueError`` names the field."""
-        data = orjson.loads(payload)
-        if not isinstance(data, dict):
-            raise ValueError("not a JSON object")
-        connected, route = data.get("connected"), data.get("route")
-        protocol, at = data.get("protocol"), data.get("at")
-        if not isinstance(connected, bool):
-            raise ValueError("connected: must be true or false")
-        if not isinstance(route, str) or not route:
-            raise ValueError("route: must be a non-empty string")
-        if not isinstance(protocol, str) or not protocol:
-            raise ValueError("protocol: must be a non-empty string")
-        if connected:
-            try:
-                version_for(protocol)
-            except KeyError:
-                raise ValueError(f"protocol: {protocol!r} is not an OCPP subprotocol") from None
-        if not isinstance(at, str):
-            raise ValueError("at: must be an RFC 3339 timestamp")
-        _instant(at)
-        return cls(connected, route, protocol, at)
-
-    @property
-    def instant(self) -> datetime:
-        return _instant(self.at)
-
-    def record(self) -> dict[str, Any]:
-        """The shadow's connection record this presence makes."""
-        return {
-            "connected": self.connected,
-            "route": self.route,
-            "protocol": self.protocol,
-            "since": self.at,
-        }
-
-
-def _instant(text: Any) -> datetime:
-    if not isinstance(text, str):
-        raise ValueError("at: must be an RFC 3339 timestamp")
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"at: {text!r} is not an RFC 3339 timestamp") from None
-    if moment.tzinfo is None:
-        raise ValueError(f"at: {text!r} has no time zone")
-    return moment
-
-
-def presence_applies(presence: Presence, recorded: Any) -> bool:
-    """Whether ``presence`` should replace the connection record ``recorded``.
-
-    Presence messages of one charger may arrive out of order: they come from
-    different gateways (a charger that reconnects elsewhere), and with a
-    shared subscription different workers handle them side by side. So:
-
-    * a presence older than the record (by ``since``) is ignored;
-    * a disconnect of route A never replaces a connect on route B: a gateway
-      notices a dead connection late (keepalive), after the charger is
-      already back on another route, and its "disconnected" is about a
-      connection that is no longer the charger's;
-    * a presence identical to the record changes nothing (a redelivery).
-
-    A record that cannot be read is replaced.
-    """
-    if not isinstance(recorded, dict):
-        return True
-    try:
-        since = _instant(recorded.get("since"))
-    except ValueError:
-        return True
-    if presence.instant < since:
-        return False
-    if (
-        not presence.connected
-        and recorded.get("connected") is True
-        and recorded.get("route") != presence.route
-    ):
-        return False
-    return bool(recorded != presence.record())
-
-
-class PresenceLedger(Protocol):
-    """Where presence is recorded: the shadow's ``connection`` record."""
-
-    async def record(self, charge_point_id: str, presence: Presence) -> bool:
-        """Record ``presence`` unless ``presence_applies`` says no; True if written."""
-        ...
-
-
-class ShadowPresenceLedger:
-    """Presence in any ``ShadowStore``: read the record, decide, write.
-
-    Read and write are two steps, so two workers writing the same charger at
-    the same instant could both decide on the same old record. One worker
-    never does (a charger's messages go to one consumer); across workers, use
-    a ledger whose store decides and writes in one step (the SQLite one in
-    ``ocppgw.worker``).
-    """
-
-    def __init__(self, shadows: ShadowStore) -> None:
-        self._shadows = shadows
-
-    async def record(self, charge_point_id: str, presence: Presence) -> bool:
-        recorded = connection_record(await self._shadows.get(charge_point_id))
-        if not presence_applies(presence, recorded):
-            return False
-        await self._shadows.update(charge_point_id, {"reported": {"connection": presence.record()}})
-        return True
 
 
 # -- the MQTT client ---------------------------------------------------------------
@@ -878,9 +759,7 @@ class MqttWorker:
     async def _presence_message(self, item: _Item) -> None:
         facts: dict[str, Any] = {"chargePointId": item.charge_point_id}
         try:
-            presence = Presence.from_payload(item.payload)
-            # The record is only worth keeping if a command can be routed with it.
-            downlink_topic(self._prefix, presence.route, item.charge_point_id)
+            presence = routable_presence(item.payload, self._prefix, item.charge_point_id)
         except ValueError as exc:
             self.stats.dropped += 1
             log.warning("presence dropped: malformed", extra={**facts, "reason": str(exc)})

@@ -9,9 +9,11 @@ charge points, topic prefixes) rather than resetting a shared server.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -19,7 +21,10 @@ import pytest
 from botocore.config import Config
 from moto.server import ThreadedMotoServer
 
+from processor import ProcessorConfig
 from processor.adapters.dynamodb_tables import create_tables
+from processor.adapters.thing_names import thing_name
+from processor.aws_lambda import LambdaApp, LambdaSettings
 
 REGION = "eu-west-1"
 #: moto's account when the access key is not one it knows.
@@ -87,3 +92,37 @@ def dead_endpoint() -> str:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     return f"http://127.0.0.1:{port}"
+
+
+# -- the Lambda app (test_lambda*.py) -----------------------------------------------
+
+
+@pytest.fixture
+def app(moto_endpoint: str, dynamodb: Any, unique: str) -> Iterator[LambdaApp]:
+    tables = (f"cp-{unique}", f"tx-{unique}", f"calls-{unique}")
+    create_tables(dynamodb, *tables)
+    settings = LambdaSettings(
+        region=REGION,
+        charge_point_table=tables[0],
+        transaction_table=tables[1],
+        pending_call_table=tables[2],
+        iot_endpoint=moto_endpoint,
+        processor=ProcessorConfig(heartbeat_interval=60),
+        topic_prefix=unique,
+        endpoint_url=moto_endpoint,
+    )
+    session = boto3.session.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION
+    )
+    application = LambdaApp(settings, session)
+    yield application
+    application.close()
+
+
+@pytest.fixture
+def charger(app: LambdaApp, iot: Any, unique: str) -> str:
+    """A registered charge point with a thing (moto wants one for a shadow)."""
+    identity = f"{unique} CP+1"  # a space and a '+': percent-encoded in topics
+    iot.create_thing(thingName=thing_name(identity))
+    asyncio.run(app.registry.add([identity], datetime(2026, 1, 1, tzinfo=UTC)))
+    return identity
