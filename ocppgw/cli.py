@@ -31,7 +31,13 @@ from .embedded import run_embedded
 from .gateway_service import GatewaySettings
 from .logs import configure_logging
 from .processes import run_gateways, run_workers, stop_on_signals
-from .settings import ENVIRONMENT, DevSettings, SettingsError
+from .registry_commands import CommandError, DynamoDbCommands, Registry
+from .settings import (
+    ENVIRONMENT,
+    DevSettings,
+    DynamoDbRegistrySettings,
+    SettingsError,
+)
 from .worker import WorkerSettings
 
 __all__ = ["main"]
@@ -56,6 +62,9 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         parser.error(f"invalid charge point identity: {exc}")
     except UsageError as exc:
         parser.error(str(exc))
+    except CommandError as exc:
+        print(f"ocppgw: error: {exc}", file=sys.stderr)
+        return exc.status
     except OSError as exc:
         print(f"ocppgw: error: {exc}", file=sys.stderr)
         return 1
@@ -119,7 +128,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     worker.set_defaults(command=_worker)
 
-    charge_points = commands.add_parser("charge-points", help="manage the charge point registry")
+    charge_points = commands.add_parser(
+        "charge-points",
+        help="manage the charge point registry",
+        description="Manage the charge point registry: the SQLite folder's (--data-dir), or, "
+        "when DYNAMODB_CHARGE_POINT_TABLE is set, the AWS deployment's DynamoDB table.",
+        epilog="Environment: DYNAMODB_CHARGE_POINT_TABLE (unset: the SQLite folder), "
+        "AWS_REGION (the table's region), AWS_ENDPOINT_URL (optional, a local AWS stand-in); "
+        "AWS credentials are found as by any AWS tool.",
+    )
     registry = charge_points.add_subparsers(title="actions", required=True, metavar="ACTION")
     add = registry.add_parser(
         "add",
@@ -288,12 +305,28 @@ def _add(args: argparse.Namespace, settings: DevSettings) -> int:
     # gets their hashes.
     passwords = {cp: generate_password() for cp in ids} if args.password else {}
     hashes = {cp: hash_password(password.encode()) for cp, password in passwords.items()}
-    with _database(settings) as database:
-        added = set(SqliteRegistry(database).add(ids, datetime.now(UTC), passwords=hashes))
+    failure = None
+    with _registry(args, settings) as registry:
+        try:
+            added = set(registry.add(ids, datetime.now(UTC), passwords=hashes))
+        except CommandError as exc:
+            # DynamoDB writes one identity at a time: report those written
+            # (and their passwords, never to be seen again) before the error.
+            failure, added = exc, set(exc.done)
+            ids = [cp for cp in ids if cp in added]
+    _report_added(args, ids, added, passwords)
+    if failure is not None:
+        raise failure
+    return 0
+
+
+def _report_added(
+    args: argparse.Namespace, ids: Sequence[str], added: set[str], passwords: Mapping[str, str]
+) -> None:
     if not args.password:
         for cp in ids:
             print(f"registered {cp}" if cp in added else f"{cp} was already registered")
-        return 0
+        return
     for cp in ids:
         if cp in added:
             print(f"{cp}\t{passwords[cp]}")
@@ -305,7 +338,6 @@ def _add(args: argparse.Namespace, settings: DevSettings) -> int:
             )
     if added:
         _password_notice()
-    return 0
 
 
 def _identities_from_file(path: Path) -> list[str]:
@@ -342,8 +374,8 @@ def _set_password(args: argparse.Namespace, settings: DevSettings) -> int:
             raise UsageError(str(exc)) from None
     else:
         password = generate_password().encode()
-    with _database(settings) as database:
-        changed = SqliteRegistry(database).set_password_hash(args.id, hash_password(password))
+    with _registry(args, settings) as registry:
+        changed = registry.set_password_hash(args.id, hash_password(password))
     if not changed:
         print(f"ocppgw: error: {args.id} is not registered", file=sys.stderr)
         return 1
@@ -373,8 +405,8 @@ def _password_notice() -> None:
 
 
 def _remove(args: argparse.Namespace, settings: DevSettings) -> int:
-    with _database(settings) as database:
-        removed = set(SqliteRegistry(database).remove(args.ids))
+    with _registry(args, settings) as registry:
+        removed = set(registry.remove(args.ids))
     missing = [cp for cp in args.ids if cp not in removed]
     for cp in args.ids:
         if cp in removed:
@@ -385,8 +417,8 @@ def _remove(args: argparse.Namespace, settings: DevSettings) -> int:
 
 
 def _list(args: argparse.Namespace, settings: DevSettings) -> int:
-    with _database(settings) as database:
-        rows = SqliteRegistry(database).entries()
+    with _registry(args, settings) as registry:
+        rows = registry.entries()
     if args.json:
         entries = [
             {"chargePointId": cp, "registrationTime": at, "hasPassword": has_password}
@@ -425,6 +457,28 @@ def _remote_stop(args: argparse.Namespace, settings: DevSettings) -> int:
     transaction_id: int | str = int(text) if text.isdigit() else text
     body = {"chargePointId": args.id, "transactionId": transaction_id}
     return remote.command(args.api or settings.management_url, "/remote-stop", body)
+
+
+@contextlib.contextmanager
+def _registry(args: argparse.Namespace, settings: DevSettings) -> Iterator[Registry]:
+    """The registry to work on: the DynamoDB table that DYNAMODB_CHARGE_POINT_TABLE
+    names, or else the SQLite folder's."""
+    try:
+        table = DynamoDbRegistrySettings.from_env(args.environ)
+    except SettingsError as exc:
+        raise CommandError(str(exc), status=2) from None
+    if table is None:
+        with _database(settings) as database:
+            yield SqliteRegistry(database)
+        return
+    if args.data_dir is not None:
+        # Two registries named: refuse rather than pick one, since writing the
+        # wrong one (production for a test folder) would go unnoticed.
+        raise UsageError(
+            "--data-dir names a SQLite registry, but DYNAMODB_CHARGE_POINT_TABLE is set; "
+            "unset one of them"
+        )
+    yield DynamoDbCommands(table)
 
 
 @contextlib.contextmanager

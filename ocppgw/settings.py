@@ -16,7 +16,9 @@ from processor import ProcessorConfig
 
 __all__ = [
     "ENVIRONMENT",
+    "REGISTRY_ENVIRONMENT",
     "DevSettings",
+    "DynamoDbRegistrySettings",
     "Environment",
     "SettingsError",
     "gateway_config",
@@ -51,6 +53,14 @@ ENVIRONMENT = {
     "OCPP_MANAGEMENT_PORT": "8081",
     "OCPP_DATA_DIR": ".ocppgw",
     "OCPP_LOG_LEVEL": "INFO",
+}
+
+#: What ``ocppgw charge-points`` reads to work on the AWS deployment's registry
+#: instead of the SQLite folder's (the names the processor Lambda reads).
+REGISTRY_ENVIRONMENT = {
+    "DYNAMODB_CHARGE_POINT_TABLE": "",
+    "AWS_REGION": "",
+    "AWS_ENDPOINT_URL": "",
 }
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -98,6 +108,34 @@ class DevSettings:
     def management_url(self) -> str:
         """Where the CLI finds the management API of a running ``ocppgw dev``."""
         return local_url(self.management_host, self.management_port)
+
+
+@dataclass(frozen=True, slots=True)
+class DynamoDbRegistrySettings:
+    """The AWS deployment's ``ChargePointTable``, for ``ocppgw charge-points``.
+
+    Credentials are not settings: boto3 finds them as every AWS tool does
+    (``AWS_PROFILE``, ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, a role).
+    """
+
+    table: str
+    region: str
+    #: A local AWS stand-in (moto, DynamoDB Local); None in AWS.
+    endpoint_url: str | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> DynamoDbRegistrySettings | None:
+        """The table ``DYNAMODB_CHARGE_POINT_TABLE`` names; None if it is unset (SQLite)."""
+        env = Environment(environ, REGISTRY_ENVIRONMENT)
+        table = env.text("DYNAMODB_CHARGE_POINT_TABLE")
+        if not table:
+            return None
+        region = env.text("AWS_REGION")
+        if not region:
+            raise SettingsError(
+                f"AWS_REGION: must be set to the region of DYNAMODB_CHARGE_POINT_TABLE ({table!r})"
+            )
+        return cls(table, region, env.text("AWS_ENDPOINT_URL") or None)
 
 
 def local_url(host: str, port: int) -> str:
