@@ -16,6 +16,7 @@ from typing import Any
 
 __all__ = [
     "Account",
+    "Document",
     "assume_role",
     "gateway_execution_policy",
     "gateway_task_policy",

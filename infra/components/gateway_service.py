@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from ..policies import assume_role, gateway_execution_policy, gateway_task_policy
+from ..policies import gateway_execution_policy, gateway_task_policy
 from ..settings import MutualTls
+from ._iam import service_role
 from .network import VPC_CIDR
 
 __all__ = [
@@ -122,31 +123,19 @@ class GatewayService(pulumi.ComponentResource):
         secret_arns = dict(args.secret_arns)
         if args.mutual_tls is not None:
             secret_arns.update(_tls_secrets(args.mutual_tls))
-        execution_role = aws.iam.Role(
+        execution_role = service_role(
             f"{name}-execution",
-            assume_role_policy=json.dumps(assume_role("ecs-tasks.amazonaws.com")),
-            opts=child,
-        )
-        aws.iam.RolePolicy(
-            f"{name}-execution",
-            role=execution_role.id,
-            policy=pulumi.Output.all(
-                repository.arn, args.log_group.arn, *secret_arns.values()
-            ).apply(lambda v: json.dumps(gateway_execution_policy(v[0], v[1], v[2:]))),
-            opts=child,
-        )
-        task_role = aws.iam.Role(
-            f"{name}-task",
-            assume_role_policy=json.dumps(assume_role("ecs-tasks.amazonaws.com")),
-            opts=child,
-        )
-        aws.iam.RolePolicy(
-            f"{name}-task",
-            role=task_role.id,
-            policy=args.charge_point_table.arn.apply(
-                lambda arn: json.dumps(gateway_task_policy(arn))
+            "ecs-tasks.amazonaws.com",
+            pulumi.Output.all(repository.arn, args.log_group.arn, *secret_arns.values()).apply(
+                lambda v: gateway_execution_policy(v[0], v[1], v[2:])
             ),
-            opts=child,
+            parent=self,
+        )
+        task_role = service_role(
+            f"{name}-task",
+            "ecs-tasks.amazonaws.com",
+            args.charge_point_table.arn.apply(gateway_task_policy),
+            parent=self,
         )
 
         # -- Network: chargers reach the tasks only through the NLB.
@@ -198,42 +187,19 @@ class GatewayService(pulumi.ComponentResource):
         forward = [
             aws.lb.ListenerDefaultActionArgs(type="forward", target_group_arn=target_group.arn)
         ]
-        listeners = []
-        if args.plain_listener:
-            listeners.append(
-                aws.lb.Listener(
-                    f"{name}-tcp-80",
-                    load_balancer_arn=balancer.arn,
-                    port=80,
-                    protocol="TCP",
-                    default_actions=forward,
-                    opts=child,
-                )
+        listeners = [
+            aws.lb.Listener(
+                f"{name}-{listener.protocol.lower()}-{listener.port}",
+                load_balancer_arn=balancer.arn,
+                port=listener.port,
+                protocol=listener.protocol,
+                certificate_arn=listener.certificate_arn,
+                ssl_policy=_TLS_POLICY if listener.certificate_arn else None,
+                default_actions=forward,
+                opts=child,
             )
-        if args.tls_certificate_arn is not None:
-            listeners.append(
-                aws.lb.Listener(
-                    f"{name}-tls-443",
-                    load_balancer_arn=balancer.arn,
-                    port=443,
-                    protocol="TLS",
-                    certificate_arn=args.tls_certificate_arn,
-                    ssl_policy=_TLS_POLICY,
-                    default_actions=forward,
-                    opts=child,
-                )
-            )
-        if args.mutual_tls is not None:
-            listeners.append(
-                aws.lb.Listener(
-                    f"{name}-tcp-443",
-                    load_balancer_arn=balancer.arn,
-                    port=443,
-                    protocol="TCP",
-                    default_actions=forward,
-                    opts=child,
-                )
-            )
+            for listener in _listeners(args)
+        ]
 
         # -- The task.
         image = repository.repository_url.apply(lambda url: f"{url}:{args.image_tag}")
@@ -334,6 +300,23 @@ class GatewayService(pulumi.ComponentResource):
                 "serviceName": self.service_name,
             }
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _Listener:
+    port: int
+    protocol: str
+    certificate_arn: str | None = None
+
+
+def _listeners(args: GatewayServiceArgs) -> list[_Listener]:
+    """Plain TCP 80; TLS 443 ended at the NLB (profile 2) or passed through (profile 3)."""
+    listeners = [_Listener(80, "TCP")] if args.plain_listener else []
+    if args.tls_certificate_arn is not None:
+        listeners.append(_Listener(443, "TLS", args.tls_certificate_arn))
+    if args.mutual_tls is not None:
+        listeners.append(_Listener(443, "TCP"))
+    return listeners
 
 
 def _tls_secrets(mutual: MutualTls) -> dict[str, str]:

@@ -93,56 +93,55 @@ class Monitoring(pulumi.ComponentResource):
             )
         actions = [topic.arn]
 
-        aws.cloudwatch.MetricAlarm(
-            f"{name}-dead-letters",
-            alarm_description="OCPP messages the processor failed five times wait in the DLQ",
+        def alarm(suffix: str, description: str, **metric: Any) -> None:
+            """Above ``threshold`` for ``evaluation_periods`` minutes: tell the topic, and
+            again when it is over."""
+            aws.cloudwatch.MetricAlarm(
+                f"{name}-{suffix}",
+                alarm_description=description,
+                period=60,
+                comparison_operator="GreaterThanThreshold",
+                alarm_actions=actions,
+                ok_actions=actions,
+                opts=child,
+                **metric,
+            )
+
+        alarm(
+            "dead-letters",
+            "OCPP messages the processor failed five times wait in the DLQ",
             namespace="AWS/SQS",
             metric_name="ApproximateNumberOfMessagesVisible",
             dimensions={"QueueName": args.dead_letter_queue_name},
             statistic="Maximum",
-            period=60,
             evaluation_periods=1,
             threshold=0,
-            comparison_operator="GreaterThanThreshold",
             treat_missing_data="notBreaching",
-            alarm_actions=actions,
-            ok_actions=actions,
-            opts=child,
         )
         for role, function_name in args.function_names.items():
-            aws.cloudwatch.MetricAlarm(
-                f"{name}-{role}-errors",
-                alarm_description=f"The {role} function failed",
+            alarm(
+                f"{role}-errors",
+                f"The {role} function failed",
                 namespace="AWS/Lambda",
                 metric_name="Errors",
                 dimensions={"FunctionName": function_name},
                 statistic="Sum",
-                period=60,
                 evaluation_periods=1,
                 threshold=0,
-                comparison_operator="GreaterThanThreshold",
                 treat_missing_data="notBreaching",
-                alarm_actions=actions,
-                ok_actions=actions,
-                opts=child,
             )
         # Autoscaling holds the average at its target; an average well above it
         # for five minutes means the service is at maxTasks or cannot scale.
-        aws.cloudwatch.MetricAlarm(
-            f"{name}-gateway-cpu",
-            alarm_description="Gateway tasks stay above their CPU target: at max tasks?",
+        alarm(
+            "gateway-cpu",
+            "Gateway tasks stay above their CPU target: at max tasks?",
             namespace="AWS/ECS",
             metric_name="CPUUtilization",
             dimensions={"ClusterName": args.cluster_name, "ServiceName": args.service_name},
             statistic="Average",
-            period=60,
             evaluation_periods=5,
             threshold=args.cpu_alarm_percent,
-            comparison_operator="GreaterThanThreshold",
             treat_missing_data="missing",
-            alarm_actions=actions,
-            ok_actions=actions,
-            opts=child,
         )
 
         body = pulumi.Output.all(

@@ -20,13 +20,8 @@ import pulumi
 import pulumi_aws as aws
 
 from ..lambda_package import LAMBDA_TARGET
-from ..policies import (
-    Account,
-    assume_role,
-    iot_rule_policy,
-    processor_policy,
-    remote_command_policy,
-)
+from ..policies import Account, iot_rule_policy, processor_policy, remote_command_policy
+from ._iam import service_role
 
 __all__ = [
     "FUNCTIONS",
@@ -158,16 +153,8 @@ class Processing(pulumi.ComponentResource):
 
         self.functions = {}
         for role, handler in FUNCTIONS.items():
-            function_role = aws.iam.Role(
-                f"{name}-{role}",
-                assume_role_policy=json.dumps(assume_role("lambda.amazonaws.com")),
-                opts=child,
-            )
-            aws.iam.RolePolicy(
-                f"{name}-{role}",
-                role=function_role.id,
-                policy=policies[role].apply(json.dumps),
-                opts=child,
+            function_role = service_role(
+                f"{name}-{role}", "lambda.amazonaws.com", policies[role], parent=self
             )
             self.functions[role] = aws.lambda_.Function(
                 f"{name}-{role}",
@@ -199,18 +186,13 @@ class Processing(pulumi.ComponentResource):
             opts=child,
         )
 
-        rule_role = aws.iam.Role(
+        rule_role = service_role(
             f"{name}-iot-rules",
-            assume_role_policy=json.dumps(assume_role("iot.amazonaws.com")),
-            opts=child,
-        )
-        aws.iam.RolePolicy(
-            f"{name}-iot-rules",
-            role=rule_role.id,
-            policy=pulumi.Output.all(self.queue.arn, args.log_groups["iot-rule-errors"].arn).apply(
-                lambda v: json.dumps(iot_rule_policy(v[0], v[1]))
+            "iot.amazonaws.com",
+            pulumi.Output.all(self.queue.arn, args.log_groups["iot-rule-errors"].arn).apply(
+                lambda v: iot_rule_policy(v[0], v[1])
             ),
-            opts=child,
+            parent=self,
         )
         errors = aws.iot.TopicRuleErrorActionArgs(
             cloudwatch_logs=aws.iot.TopicRuleErrorActionCloudwatchLogsArgs(
