@@ -1,10 +1,19 @@
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from infra.lambda_package import LambdaTarget, build
+
 from .stack import release_event_loop
+
+#: The Lambda's package as it would be for this machine's Python, to run it here.
+LOCAL_TARGET = LambdaTarget(
+    python_version=f"{sys.version_info.major}.{sys.version_info.minor}", machine="x86_64"
+)
 
 
 @pytest.fixture(scope="package", autouse=True)
@@ -12,3 +21,15 @@ def _pulumi_event_loop() -> Iterator[None]:
     """Unset the programs' event loop once the package's tests are done."""
     yield
     release_event_loop()
+
+
+@pytest.fixture(scope="session")
+def lambda_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the tests build Lambda packages (pip downloads from PyPI)."""
+    return tmp_path_factory.mktemp("lambda-build")
+
+
+@pytest.fixture(scope="session")
+def local_lambda_package(lambda_cache: Path) -> Path:
+    """The Lambda package built for this machine's Python and CPU, so it can run here."""
+    return build(lambda_cache, LOCAL_TARGET)

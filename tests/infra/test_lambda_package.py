@@ -16,20 +16,11 @@ from infra.lambda_package import (
     DISTRIBUTIONS,
     LAMBDA_TARGET,
     REPOSITORY,
-    LambdaTarget,
     build,
     requirements,
 )
 
-# The Lambda runtime's Python, for this machine: the package must import here.
-HERE = LambdaTarget(
-    python_version=f"{sys.version_info.major}.{sys.version_info.minor}", machine="x86_64"
-)
-
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("lambda-build")
+from .conftest import LOCAL_TARGET
 
 
 def test_requirements_keep_pyprojects_ranges() -> None:
@@ -53,8 +44,8 @@ def test_target_is_arm64_python_312_with_every_manylinux_level() -> None:
     assert "manylinux_2_28_aarch64" in platforms
 
 
-def test_arm64_package_holds_the_sources_and_aarch64_wheels_only(cache: Path) -> None:
-    folder = build(cache)
+def test_arm64_package_holds_the_sources_and_aarch64_wheels_only(lambda_cache: Path) -> None:
+    folder = build(lambda_cache)
     assert (folder / "processor" / "aws_lambda.py").is_file()
     assert (folder / "ocppj" / "topics.py").is_file()
     assert not list(folder.rglob("__pycache__"))
@@ -65,11 +56,13 @@ def test_arm64_package_holds_the_sources_and_aarch64_wheels_only(cache: Path) ->
     for name in ("gmqtt", "aiohttp", "picows", "uvloop", "ocppgw", "gateway"):
         assert not (folder / name).exists(), name
     # A second build of the same tree is the cached one.
-    assert build(cache) == folder
+    assert build(lambda_cache) == folder
 
 
-def test_package_imports_the_handlers_with_nothing_else_on_the_path(cache: Path) -> None:
-    folder = build(cache, HERE)
+def test_package_imports_the_handlers_with_nothing_else_on_the_path(
+    local_lambda_package: Path,
+) -> None:
+    folder = local_lambda_package
     probe = (
         "import sys; sys.path.insert(0, sys.argv[1]);"
         "import processor.aws_lambda as m;"
@@ -90,14 +83,14 @@ def test_package_imports_the_handlers_with_nothing_else_on_the_path(cache: Path)
     assert result.stdout.strip() == "[]"
 
 
-def test_a_changed_source_makes_a_new_package(cache: Path, tmp_path: Path) -> None:
+def test_a_changed_source_makes_a_new_package(lambda_cache: Path, tmp_path: Path) -> None:
     copy = tmp_path / "repo"
     for name in ("ocppj", "processor"):
         (copy / name).mkdir(parents=True)
         (copy / name / "__init__.py").write_text("")
     (copy / "pyproject.toml").write_text((REPOSITORY / "pyproject.toml").read_text())
-    first = build(cache, HERE, repository=copy)
+    first = build(lambda_cache, LOCAL_TARGET, repository=copy)
     (copy / "processor" / "__init__.py").write_text("# changed\n")
-    second = build(cache, HERE, repository=copy)
+    second = build(lambda_cache, LOCAL_TARGET, repository=copy)
     assert first != second
     assert (second / "processor" / "__init__.py").read_text() == "# changed\n"
