@@ -17,9 +17,13 @@ from processor.adapters.dynamodb_registry import DynamoDbRegistry
 
 from .settings import DynamoDbRegistrySettings
 
-__all__ = ["CommandError", "DynamoDbCommands", "Registry"]
+__all__ = ["CommandError", "DynamoDbCommands", "Registry", "UsageError"]
 
 T = TypeVar("T")
+
+
+class UsageError(Exception):
+    """A command's arguments or input are wrong; exits 2 with the message."""
 
 
 class CommandError(Exception):
