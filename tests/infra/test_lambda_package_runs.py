@@ -20,21 +20,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import boto3
 import orjson
 import pytest
 from moto.backends import get_backend
-from moto.server import ThreadedMotoServer
 
 from ocppj.topics import downlink_topic, presence_topic, uplink_topic
 from processor.adapters.dynamodb_registry import DynamoDbRegistry
 from processor.adapters.dynamodb_tables import create_tables
 from processor.adapters.thing_names import thing_name
 
+from ..moto_support import ACCOUNT, REGION, aws_client, moto_server
 from .stack import Stack, run_stack
 
-REGION = "eu-west-1"
-ACCOUNT = "123456789012"
 PREFIX = "e2e"
 CP = "CP 001"  # a space: percent-encoded in topics, escaped in the thing name
 ROUTE = "gw-0a1b2c3d.0"
@@ -80,23 +77,8 @@ def stack() -> Stack:
 
 @pytest.fixture(scope="module")
 def moto() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
-def client(service: str, endpoint: str) -> Any:
-    return boto3.session.Session().client(
-        service,
-        endpoint_url=endpoint,
-        region_name=REGION,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 def published(topic: str) -> list[Any]:
@@ -111,7 +93,7 @@ def test_the_built_functions_answer_a_charger_and_reach_it_by_its_presence(
     rules = {r.name: r.inputs["sql"] for r in stack.of_type("aws:iot/topicRule:TopicRule")}
     environment = dict(functions["processing-processor"]["environment"]["variables"])
     # The names the program declares, created for real in moto.
-    dynamodb = client("dynamodb", moto)
+    dynamodb = aws_client("dynamodb", moto)
     create_tables(
         dynamodb,
         environment["DYNAMODB_CHARGE_POINT_TABLE"],
@@ -120,7 +102,7 @@ def test_the_built_functions_answer_a_charger_and_reach_it_by_its_presence(
     )
     registry = DynamoDbRegistry(dynamodb, environment["DYNAMODB_CHARGE_POINT_TABLE"])
     asyncio.run(registry.add([CP], datetime.now(UTC)))
-    client("iot", moto).create_thing(thingName=thing_name(CP))
+    aws_client("iot", moto).create_thing(thingName=thing_name(CP))
     # What Lambda adds, and moto in place of AWS.
     environment |= {
         "AWS_REGION": REGION,
@@ -177,7 +159,7 @@ def test_the_built_functions_answer_a_charger_and_reach_it_by_its_presence(
     assert answers["b1"][0] == 3 and answers["b1"][2]["status"] == "Accepted"
     assert answers[started["messageId"]][:3] == [2, started["messageId"], "RequestStartTransaction"]
     # And the shadow holds what both records said.
-    shadow = client("iot-data", moto).get_thing_shadow(thingName=thing_name(CP))
+    shadow = aws_client("iot-data", moto).get_thing_shadow(thingName=thing_name(CP))
     reported = json.loads(shadow["payload"].read())["state"]["reported"]
     assert reported["connection"]["route"] == ROUTE
     assert reported["connection"]["connected"] is True

@@ -16,18 +16,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import orjson
 import pytest
 from botocore.exceptions import ClientError
-from moto.server import ThreadedMotoServer
 
 from ocppgw.cli import main
 from ocppj import verify_password
 from processor.adapters.dynamodb_registry import DynamoDbRegistry
 from processor.adapters.dynamodb_tables import create_tables
 
-REGION = "eu-west-1"
+from ..moto_support import REGION, aws_client, moto_server
+
 #: Credential sources boto3 would otherwise look at, on this machine or in CI.
 CREDENTIAL_VARIABLES = (
     "AWS_PROFILE",
@@ -43,24 +42,13 @@ CREDENTIAL_VARIABLES = (
 
 @pytest.fixture(scope="module")
 def moto_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture(scope="module")
 def dynamodb(moto_endpoint: str) -> Any:
-    return boto3.session.Session().client(
-        "dynamodb",
-        endpoint_url=moto_endpoint,
-        region_name=REGION,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    return aws_client("dynamodb", moto_endpoint)
 
 
 @pytest.fixture(autouse=True)

@@ -18,41 +18,25 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.config import Config
-from moto.server import ThreadedMotoServer
 
 from processor import ProcessorConfig
 from processor.adapters.dynamodb_tables import create_tables
 from processor.adapters.thing_names import thing_name
 from processor.aws_lambda import LambdaApp, LambdaSettings
 
-REGION = "eu-west-1"
-#: moto's account when the access key is not one it knows.
-ACCOUNT = "123456789012"
+from ...moto_support import REGION, aws_client, moto_server
 
 
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 def make_client(service: str, endpoint: str, **config: Any) -> Any:
     """A real boto3 client for ``service`` at ``endpoint``, with dummy keys."""
-    return boto3.session.Session().client(
-        service,
-        endpoint_url=endpoint,
-        region_name=REGION,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        # Room for 50 concurrent calls without urllib3 discarding connections.
-        config=Config(max_pool_connections=64, **config),
-    )
+    # Room for 50 concurrent calls without urllib3 discarding connections.
+    return aws_client(service, endpoint, max_pool_connections=64, **config)
 
 
 @pytest.fixture(scope="session")

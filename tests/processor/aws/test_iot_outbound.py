@@ -22,7 +22,8 @@ from processor.adapters.iot_shadow import IotShadowStore
 from processor.adapters.thing_names import thing_name
 from processor.ports import ChargePointOffline
 
-from .conftest import ACCOUNT, REGION, make_client
+from ...moto_support import ACCOUNT, REGION
+from .conftest import make_client
 
 FRAME = b'[2,"m1","RemoteStartTransaction",{"idTag":"ABC","connectorId":1}]'
 
