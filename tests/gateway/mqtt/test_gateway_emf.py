@@ -8,7 +8,6 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,7 @@ from ocppgw.gateway_service import (
     run_gateway,
 )
 
-from ..gateway.mqtt.support import Broker, eventually, free_port, mosquitto_executable
+from .support import Broker, eventually, free_port
 
 HEARTBEAT = orjson.dumps([2, "h1", "Heartbeat", {}]).decode()
 
@@ -73,19 +72,6 @@ def test_bad_values_name_the_variable(environ: dict[str, str], message: str) -> 
 
 
 # -- the running gateway --------------------------------------------------------
-
-
-@pytest.fixture
-async def broker(tmp_path: Path) -> AsyncIterator[Broker]:
-    executable = mosquitto_executable()
-    if executable is None:
-        pytest.skip("mosquitto is not installed (apt install mosquitto / brew install mosquitto)")
-    running = Broker(executable, tmp_path)
-    await running.start()
-    try:
-        yield running
-    finally:
-        await running.stop()
 
 
 @pytest.fixture
