@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pulumi
 import pytest
+import yaml
 
 from infra.settings import ConfigError, StackSettings
 from infra.stack_config import CONFIG_KEYS, config_values
+
+from .stack import run_stack
 
 ACM = "arn:aws:acm:eu-west-1:123456789012:certificate/0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b"
 SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:tls-"
@@ -113,3 +118,19 @@ def test_config_values_reads_the_projects_keys_from_pulumi_config() -> None:
         pulumi.runtime.set_all_config({})
     assert values == {"imageTag": "v9", "natGateways": "2"}
     assert set(values) <= set(CONFIG_KEYS)
+
+
+def test_the_example_stack_config_deploys() -> None:
+    """``infra/Pulumi.example.yaml`` is what a newcomer copies: it must stay valid."""
+    example = Path(__file__).resolve().parents[2] / "infra" / "Pulumi.example.yaml"
+    config = yaml.safe_load(example.read_text())["config"]
+    assert config["aws:region"]
+    ours = {
+        key.removeprefix("ocpp-gateway:"): str(value)
+        for key, value in config.items()
+        if key.startswith("ocpp-gateway:")
+    }
+    assert set(ours) <= set(CONFIG_KEYS)
+    settings = StackSettings.from_values(ours)
+    assert settings.image_tag == ours["imageTag"]
+    assert run_stack(ours).outputs["chargePointUrl"].startswith("ws://")
