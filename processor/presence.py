@@ -156,8 +156,8 @@ class ShadowPresenceLedger:
     at the same instant could both decide on the same old record. One worker
     never does (a charger's messages go to one consumer); across workers, use
     a ledger whose store decides and writes in one step (the SQLite one in
-    ``ocppgw.worker``). The Lambda consumers of one SQS queue can race the
-    same way, within the instant between a read and a write.
+    ``ocppgw.worker``; on AWS, ``adapters.iot_presence.IotPresenceLedger``,
+    whose write is conditional on the shadow version it read).
     """
 
     def __init__(self, shadows: ShadowStore) -> None:

@@ -28,7 +28,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from .thing_names import thing_name
 
-__all__ = ["IotShadowStore", "ShadowStoreError"]
+__all__ = ["IotShadowStore", "ShadowStoreError", "ShadowVersionConflict"]
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,10 @@ _KEPT_SECTIONS = ("reported", "desired")
 
 class ShadowStoreError(Exception):
     """IoT Core did not read or write a shadow; the message names the thing."""
+
+
+class ShadowVersionConflict(ShadowStoreError):
+    """An update named a version the shadow no longer has: another write came first."""
 
 
 class IotShadowStore:
@@ -60,10 +64,20 @@ class IotShadowStore:
             "timestamp": document["timestamp"],
         }
 
-    async def update(self, thing: str, state: dict[str, Any]) -> None:
-        """Merge ``state`` into the shadow of charge point ``thing``."""
+    async def update(
+        self, thing: str, state: dict[str, Any], *, version: int | None = None
+    ) -> None:
+        """Merge ``state`` into the shadow of charge point ``thing``.
+
+        With ``version``, IoT Core applies the update only if the shadow still
+        has that version (optimistic locking), and ``ShadowVersionConflict``
+        says it had moved on.
+        """
         name = thing_name(thing)
-        await self._run(thing, name, "update", self._write, name, orjson.dumps({"state": state}))
+        document: dict[str, Any] = {"state": state}
+        if version is not None:
+            document["version"] = version
+        await self._run(thing, name, "update", self._write, name, orjson.dumps(document))
 
     def _write(self, name: str, payload: bytes) -> None:
         response = self._client.update_thing_shadow(thingName=name, payload=payload)
@@ -88,6 +102,10 @@ class IotShadowStore:
             return await loop.run_in_executor(self._executor, call, *args)
         except (ClientError, BotoCoreError) as exc:
             code = _error_code(exc)
+            if code == "ConflictException":
+                raise ShadowVersionConflict(
+                    f"the shadow of thing {name!r} changed since it was read"
+                ) from exc
             log.warning(
                 "shadow %s failed",
                 what,
