@@ -17,8 +17,6 @@ from processor.adapters import (
     SqliteRegistry,
     SqliteShadowStore,
     SqliteTransactions,
-    StaticIdTokens,
-    load_id_tokens,
 )
 from processor.clock import SystemClock
 from processor.commands import Commands
@@ -27,7 +25,7 @@ from processor.ports import ChargePointOffline, ShadowStore
 
 from .answers import AnswerBoard
 from .management import ManagementApi
-from .settings import DevSettings, SettingsError
+from .settings import DevSettings, SettingsError, id_tokens
 
 __all__ = ["EmbeddedSystem", "GatewayOutbound", "run_embedded"]
 
@@ -90,12 +88,7 @@ async def run_embedded(settings: DevSettings) -> AsyncIterator[EmbeddedSystem]:
     """Run the whole system until the block exits, then shut it down in order:
     stop the API, stop accepting and close charge points, drain the bus, close
     the database."""
-    id_tokens = StaticIdTokens(None)
-    if settings.id_tokens_file is not None:
-        try:
-            id_tokens = StaticIdTokens(load_id_tokens(settings.id_tokens_file))
-        except (OSError, ValueError) as exc:
-            raise SettingsError(f"OCPP_ID_TOKENS: {exc}") from None
+    tokens = id_tokens(settings.id_tokens_file)
 
     async with contextlib.AsyncExitStack() as stack:
         database = Database(settings.data_dir)
@@ -117,7 +110,7 @@ async def run_embedded(settings: DevSettings) -> AsyncIterator[EmbeddedSystem]:
             shadows=SqliteShadowStore(database, clock),
             clock=clock,
             ids=RandomIds(),
-            id_tokens=id_tokens,
+            id_tokens=tokens,
             transactions=SqliteTransactions(database),
             pending=SqlitePendingCalls(database),
             outbound=outbound,

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from gateway import GatewayConfig
 from processor import ProcessorConfig
+from processor.adapters.static_id_tokens import StaticIdTokens, load_id_tokens
 
 __all__ = [
     "ENVIRONMENT",
@@ -248,3 +249,13 @@ class Environment:
         except ValueError as exc:
             field, _, problem = str(exc).partition(": ")
             raise SettingsError(f"{_VARIABLE_OF_FIELD.get(field, field)}: {problem}") from None
+
+
+def id_tokens(path: Path | None) -> StaticIdTokens:
+    """The id-token statuses of ``OCPP_ID_TOKENS`` (None: every token accepted)."""
+    if path is None:
+        return StaticIdTokens(None)
+    try:
+        return StaticIdTokens(load_id_tokens(path))
+    except (OSError, ValueError) as exc:
+        raise SettingsError(f"OCPP_ID_TOKENS: {exc}") from None

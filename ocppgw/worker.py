@@ -38,8 +38,6 @@ from processor.adapters import (
     SqliteRegistry,
     SqliteShadowStore,
     SqliteTransactions,
-    StaticIdTokens,
-    load_id_tokens,
 )
 from processor.adapters._sqlite import transaction
 from processor.adapters.mqtt_outbound import MqttOutbound, connection_record
@@ -59,7 +57,7 @@ from processor.worker import (
 
 from .answers import AnswerBoard
 from .management import ManagementApi
-from .settings import Environment, SettingsError, local_url
+from .settings import Environment, SettingsError, id_tokens, local_url
 
 __all__ = [
     "WORKER_ENVIRONMENT",
@@ -329,12 +327,7 @@ async def run_worker(
     background (``system.worker.wait_subscribed``) and keeps retrying while
     the broker is away.
     """
-    id_tokens = StaticIdTokens(None)
-    if settings.id_tokens_file is not None:
-        try:
-            id_tokens = StaticIdTokens(load_id_tokens(settings.id_tokens_file))
-        except (OSError, ValueError) as exc:
-            raise SettingsError(f"OCPP_ID_TOKENS: {exc}") from None
+    tokens = id_tokens(settings.id_tokens_file)
 
     async with contextlib.AsyncExitStack() as stack:
         database = Database(settings.data_dir)
@@ -350,7 +343,7 @@ async def run_worker(
             shadows=shadows,
             clock=clock,
             ids=RandomIds(),
-            id_tokens=id_tokens,
+            id_tokens=tokens,
             transactions=SqliteTransactions(database),
             pending=SqlitePendingCalls(database),
             outbound=outbound,
