@@ -50,7 +50,7 @@ LIMIT_MB = 128
 BATCH = 10
 REGION = "eu-west-1"
 TABLES = ("ChargePointTable-bench", "TransactionTable-bench", "PendingCallTable-bench")
-LOCAL = LambdaTarget(f"{sys.version_info.major}.{sys.version_info.minor}", "x86_64")
+LOCAL = LambdaTarget.local()
 
 # Runs in the package alone: import, then one batch per line; reports what it cost.
 RUNNER = """

@@ -42,6 +42,12 @@ class LambdaTarget:
     #: The newest glibc of the runtime's OS (Amazon Linux 2023: 2.34).
     glibc: tuple[int, int] = (2, 34)
 
+    @classmethod
+    def local(cls) -> LambdaTarget:
+        """This machine's Python on x86-64 Linux: a package that can run here
+        (the tests and ``bench.lambda_footprint`` run the handlers from it)."""
+        return cls(f"{sys.version_info.major}.{sys.version_info.minor}", "x86_64")
+
     @property
     def runtime(self) -> str:
         return f"python{self.python_version}"

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,9 +10,7 @@ from infra.lambda_package import LambdaTarget, build
 from .stack import release_event_loop
 
 #: The Lambda's package as it would be for this machine's Python, to run it here.
-LOCAL_TARGET = LambdaTarget(
-    python_version=f"{sys.version_info.major}.{sys.version_info.minor}", machine="x86_64"
-)
+LOCAL_TARGET = LambdaTarget.local()
 
 
 @pytest.fixture(scope="package", autouse=True)
