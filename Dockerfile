@@ -13,11 +13,13 @@ RUN python -m venv /opt/ocppgw
 WORKDIR /src
 # Dependencies first: this layer stays cached while only the code changes.
 COPY pyproject.toml README.md ./
-RUN mkdir ocppj gateway processor ocppgw \
- && touch ocppj/__init__.py gateway/__init__.py processor/__init__.py ocppgw/__init__.py \
+RUN mkdir ocppj mqttio gateway processor ocppgw \
+ && touch ocppj/__init__.py mqttio/__init__.py gateway/__init__.py processor/__init__.py \
+    ocppgw/__init__.py \
  && /opt/ocppgw/bin/pip install . \
  && /opt/ocppgw/bin/pip uninstall -y ocppgw
 COPY ocppj ocppj
+COPY mqttio mqttio
 COPY gateway gateway
 COPY processor processor
 COPY ocppgw ocppgw
