@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.mqtt_responder --port 1883 [--prefix ocpp]
 
-The stand-in for the processor in ``bench.compare_mqtt``: one gmqtt client
+The stand-in for the processor in ``bench.compare_mqtt``: one MQTT session
 on uvloop that subscribes (QoS 1) to every uplink, ``{prefix}/in/+/+/+``, and
 answers each CALL ``[2,id,action,...]`` with ``[3,id,{...}]`` on the
 downlink topic of the route named in the uplink topic,
@@ -29,9 +29,10 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import gmqtt
 import orjson
 import uvloop
+
+from mqttio import BrokerAddress, Session, Subscription
 
 __all__ = ["answer", "main"]
 
@@ -79,42 +80,30 @@ def answer(topic: str, payload: bytes, prefix: str) -> tuple[str, bytes] | None:
     return f"{prefix}/out/{levels[4]}/{levels[2]}", orjson.dumps([3, message_id, result])
 
 
-class _Client(gmqtt.Client):  # type: ignore[misc]
-    """Never reconnects by itself: a lost broker ends the benchmark run."""
-
-    async def reconnect(self, delay: bool = False) -> None:
-        return None
-
-
 async def serve(host: str, port: int, prefix: str, client_id: str) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    subscribed: asyncio.Future[None] = loop.create_future()
-    client = _Client(client_id)
 
-    def on_subscribe(client: Any, mid: int, qos: Any, properties: Any) -> None:
-        if not subscribed.done():
-            subscribed.set_result(None)
-
-    def on_message(client: Any, topic: Any, payload: bytes, qos: int, properties: Any) -> int:
+    def on_message(topic: str | bytes, payload: bytes, qos: int) -> int:
         reply = answer(topic, payload, prefix) if isinstance(topic, str) else None
         if reply is not None:
-            client.publish(reply[0], reply[1], qos=0)
+            session.publish(reply[0], reply[1], qos=0)
         return 0
 
-    client.on_subscribe = on_subscribe
-    client.on_message = on_message
-    async with asyncio.timeout(START_TIMEOUT):
-        await client.connect(host, port, keepalive=60)
-        client.subscribe(f"{prefix}/in/+/+/+", qos=1)
-        await subscribed
+    # A session never reconnects by itself: a lost broker ends the benchmark run.
+    session = Session(client_id, on_message=on_message, on_lost=stop.set)
+    await session.start(
+        BrokerAddress(host, port),
+        subscriptions=[Subscription(f"{prefix}/in/+/+/+")],
+        timeout=START_TIMEOUT,
+    )
     print("ready", flush=True)
     try:
         await stop.wait()
     finally:
-        await client.disconnect()
+        await session.close()
 
 
 def _loopback(text: str) -> str:

@@ -14,13 +14,12 @@ import secrets
 import ssl
 import tempfile
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
+from mqttio import Backoff, BrokerAddress
 from ocppj import DEFAULT_PREFIX, MAX_IDENTITY, presence_subscription, uplink_topic
 
 __all__ = ["MqttSettings", "new_gateway_id", "ssl_context_from_pem"]
 
-_SCHEMES = {"mqtt": 1883, "mqtts": 8883}
 # Letters, digits, '_' and '-': a valid MQTT client id on every broker, an
 # AWS IoT policy variable value, and one topic level. No '.', which joins the
 # gateway id to the connection number in a route.
@@ -47,8 +46,10 @@ def _is_int(value: object) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class MqttSettings:
-    #: ``mqtt://host[:port]`` (plain, 1883) or ``mqtts://host[:port]`` (TLS, 8883).
-    url: str
+    #: ``mqtt://[user[:password]@]host[:port]`` (plain, 1883) or ``mqtts://``
+    #: (TLS, 8883): see ``mqttio.BrokerAddress``. Not in ``repr``: it may
+    #: carry a password; log ``broker`` instead.
+    url: str = field(repr=False)
     #: Names this gateway process; pool connection ``n`` is client id and
     #: route ``{gateway_id}.{n}``. Unique per process (see ``new_gateway_id``).
     gateway_id: str
@@ -86,17 +87,14 @@ class MqttSettings:
         self._check_timing()
 
     @property
-    def tls(self) -> bool:
-        return urlsplit(self.url).scheme == "mqtts"
+    def broker(self) -> BrokerAddress:
+        """The broker, parsed from ``url`` (credentials included)."""
+        return BrokerAddress.parse(self.url)
 
     @property
-    def host(self) -> str:
-        return urlsplit(self.url).hostname or ""
-
-    @property
-    def port(self) -> int:
-        parts = urlsplit(self.url)
-        return parts.port or _SCHEMES[parts.scheme]
+    def backoff(self) -> Backoff:
+        """How a lost pool connection backs off before connecting again."""
+        return Backoff(self.reconnect_initial, self.reconnect_max)
 
     def route(self, index: int) -> str:
         """The route (and client id) of pool connection ``index``."""
@@ -104,19 +102,10 @@ class MqttSettings:
 
     def _check_url(self) -> None:
         try:
-            parts = urlsplit(self.url)
-            parts.port  # noqa: B018 (raises ValueError on a bad port)
+            broker = BrokerAddress.parse(self.url)
         except ValueError as exc:
             raise ValueError(f"url: {exc}") from None
-        if parts.scheme not in _SCHEMES:
-            raise ValueError(f"url: scheme must be mqtt:// or mqtts://, not {self.url!r}")
-        if not parts.hostname:
-            raise ValueError(f"url: no host in {self.url!r}")
-        if parts.username or parts.password:
-            raise ValueError("url: credentials do not belong in the URL (it is logged)")
-        if parts.path not in ("", "/") or parts.query or parts.fragment:
-            raise ValueError(f"url: only mqtt[s]://host[:port], not {self.url!r}")
-        if self.ssl_context is not None and parts.scheme != "mqtts":
+        if self.ssl_context is not None and not broker.tls:
             raise ValueError("ssl_context: given for a plain mqtt:// URL; use mqtts://")
 
     def _check_names(self) -> None:

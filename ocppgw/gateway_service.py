@@ -204,7 +204,7 @@ async def run_gateway(
             reporter.start()
         log.info(
             "gateway relaying over MQTT",
-            extra={"gatewayId": mqtt.gateway_id, "broker": f"{mqtt.host}:{mqtt.port}"},
+            extra={"gatewayId": mqtt.gateway_id, "broker": str(mqtt.broker)},
         )
         yield gateway
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-import pytest
-
-from gateway.mqtt_bus import MqttBus, reconnect_delay
+from gateway.mqtt_bus import MqttBus
 from ocppj import downlink_topic, parse_uplink, uplink_subscription
 
 from .support import Backend, Broker, Proxy, eventually, running, settings
@@ -132,21 +130,6 @@ async def test_close_during_an_outage_gives_up_at_its_deadline(broker: Broker, p
     await bus.close(timeout=0.5)
     assert 0.4 < time.monotonic() - started < 2.5
     assert bus.pending == 1  # reported, not pretended delivered
-
-
-def test_reconnect_delays_grow_exponentially_up_to_the_ceiling_with_jitter() -> None:
-    lowest = [reconnect_delay(n, 1.0, 30.0, rand=lambda: 0.0) for n in range(1, 9)]
-    highest = [reconnect_delay(n, 1.0, 30.0, rand=lambda: 1.0) for n in range(1, 9)]
-    assert highest == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]
-    assert lowest == [h / 2 for h in highest]
-    assert reconnect_delay(10_000, 1.0, 30.0) <= 30.0  # no overflow, still capped
-    delays = {reconnect_delay(3, 1.0, 30.0) for _ in range(50)}
-    assert len(delays) > 1 and all(2.0 <= d <= 4.0 for d in delays)
-
-
-@pytest.mark.parametrize("attempt", [0, -3])
-def test_a_nonsense_attempt_number_counts_as_the_first(attempt: int) -> None:
-    assert reconnect_delay(attempt, 1.0, 30.0, rand=lambda: 1.0) == 1.0
 
 
 async def test_publishes_in_flight_when_a_connection_drops_are_sent_again(

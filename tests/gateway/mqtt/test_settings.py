@@ -19,7 +19,8 @@ from ocppj import DEFAULT_PREFIX
 
 def test_the_defaults_are_aws_iot_cores_quotas() -> None:
     settings = MqttSettings("mqtts://abc-ats.iot.eu-west-1.amazonaws.com", "gw-7f3a")
-    assert (settings.host, settings.port, settings.tls) == (
+    broker = settings.broker
+    assert (broker.host, broker.port, broker.tls) == (
         "abc-ats.iot.eu-west-1.amazonaws.com",
         8883,
         True,
@@ -40,8 +41,8 @@ def test_the_defaults_are_aws_iot_cores_quotas() -> None:
     ],
 )
 def test_the_url_gives_host_port_and_tls(url: str, host: str, port: int, tls: bool) -> None:
-    settings = MqttSettings(url, "gw")
-    assert (settings.host, settings.port, settings.tls) == (host, port, tls)
+    broker = MqttSettings(url, "gw").broker
+    assert (broker.host, broker.port, broker.tls) == (host, port, tls)
 
 
 @pytest.mark.parametrize(
@@ -50,7 +51,6 @@ def test_the_url_gives_host_port_and_tls(url: str, host: str, port: int, tls: bo
         ({"url": "http://broker"}, "url"),
         ({"url": "mqtt://"}, "url"),
         ({"url": "mqtt://broker:99999"}, "url"),
-        ({"url": "mqtt://user:secret@broker"}, "url"),
         ({"url": "mqtt://broker/path"}, "url"),
         ({"url": "mqtt://broker", "ssl_context": ssl.create_default_context()}, "ssl_context"),
         ({"gateway_id": ""}, "gateway_id"),
@@ -87,6 +87,21 @@ def test_settings_are_frozen_and_keep_the_tls_context_out_of_their_repr() -> Non
     assert "ssl_context" not in repr(settings)
     with pytest.raises(AttributeError):
         settings.prefix = "other"  # type: ignore[misc]
+
+
+def test_credentials_in_the_url_reach_the_broker_and_never_the_repr() -> None:
+    # The same URL grammar as the worker's (one parser, ``mqttio.BrokerAddress``).
+    settings = MqttSettings("mqtts://gateway:s%40cret@broker:8884", "gw")
+    assert (settings.broker.username, settings.broker.password) == ("gateway", "s@cret")
+    assert "cret" not in repr(settings)
+    assert "cret" not in str(settings.broker)
+    assert "cret" not in repr(settings.broker)
+
+
+def test_a_bad_url_is_refused_without_echoing_its_password() -> None:
+    with pytest.raises(ValueError, match=r"^url: ") as refused:
+        MqttSettings("http://user:hunter2@broker", "gw")
+    assert "hunter2" not in str(refused.value)
 
 
 def test_a_new_gateway_id_is_valid_and_fresh() -> None:
