@@ -1,6 +1,6 @@
-"""The processor worker: OCPP frames straight from the MQTT bus.
+"""The processor worker's MQTT side: OCPP frames straight from the MQTT bus.
 
-The MQTT twin of ``processor.aws_lambda``. Where IoT Core's rule hands frames
+The MQTT twin of the Lambda entry points. Where IoT Core's rule hands frames
 to a Lambda through SQS, a worker subscribes itself, with QoS 1, to
 
 * ``$share/{group}/{prefix}/in/+/+/+``: every frame a charge point sent. The
@@ -23,8 +23,7 @@ answer goes back with QoS 1 to ``{prefix}/out/{route}/{cp}``, the route the
 CALL came from. A presence message updates the shadow's connection record
 ``{"connected", "route", "protocol", "since"}`` unless the record already
 says something newer (``presence_applies``). Presence itself, parsing and
-ledgers, lives in ``processor.presence`` (shared with the Lambda); this
-module re-exports its names.
+ledgers, lives in ``processor.presence`` (shared with the Lambda).
 
 Flow control. Messages are handled by a fixed pool of consumer tasks, each
 reading its own queue; a charge point's messages always go to the same
@@ -40,13 +39,11 @@ what bounds the worker.) gmqtt runs an async ``on_message`` as one task per
 message; each only queues its message and waits for its acknowledgement,
 so their number is bounded the same way.
 
-Connection. One MQTT connection per worker, supervised here rather than by
-gmqtt: gmqtt reconnects with a fixed delay, and a reconnect that is already
-sleeping survives ``disconnect()``, so a stopped worker could come back as a
-zombie. The supervisor makes a fresh client per connection, reconnects with
-jittered exponential backoff and subscribes again each time (clean sessions:
-a worker's id means nothing after it is gone, and the group's other members
-take the traffic meanwhile).
+Connection. One MQTT connection per worker (``mqttio.Session``), kept up by
+``mqttio.supervise``: a fresh session per connection, jittered exponential
+backoff, and the subscriptions made again each time. With ``client_id`` and
+``session_expiry`` set, the broker keeps the worker's session (its
+subscriptions and the QoS 1 messages for it) while it is away.
 """
 
 from __future__ import annotations
@@ -55,20 +52,14 @@ import asyncio
 import contextlib
 import enum
 import logging
-import random
 import uuid
 import zlib
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
-from urllib.parse import unquote, urlsplit
 
-import gmqtt  # type: ignore[import-untyped, unused-ignore]
-from gmqtt.mqtt.constants import (  # type: ignore[import-untyped, unused-ignore]
-    MQTTv50,
-    PubAckReasonCode,
-)
+from gmqtt.mqtt.constants import PubAckReasonCode
 
+from mqttio import Backoff, BrokerAddress, Session, Subscription, supervise
 from ocppj import (
     DEFAULT_PREFIX,
     downlink_topic,
@@ -77,30 +68,16 @@ from ocppj import (
     presence_subscription,
     uplink_subscription,
 )
-
-from .adapters.mqtt_outbound import PublishError
-from .ports import ShadowStore
-from .presence import (
-    Presence,
-    PresenceLedger,
-    ShadowPresenceLedger,
-    presence_applies,
-    routable_presence,
-)
+from processor.adapters.mqtt_outbound import PublishError
+from processor.ports import ShadowStore
+from processor.presence import PresenceLedger, ShadowPresenceLedger, routable_presence
 
 __all__ = [
     "DEFAULT_GROUP",
-    "BrokerAddress",
-    "ClientFactory",
     "FrameHandler",
-    "MqttClient",
     "MqttWorker",
-    "Presence",
-    "PresenceLedger",
-    "ShadowPresenceLedger",
     "WorkerConfig",
     "WorkerStats",
-    "presence_applies",
     "shared_subscription",
 ]
 
@@ -114,12 +91,9 @@ _NOT_PROCESSED = int(PubAckReasonCode.UNSPECIFIED_ERROR)
 _QUOTA_EXCEEDED = int(PubAckReasonCode.QUOTA_EXCEEDED)
 _BAD_TOPIC = int(PubAckReasonCode.TOPIC_NAME_INVALID)
 
-_SCHEMES = {"mqtt": (1883, False), "tcp": (1883, False), "mqtts": (8883, True), "ssl": (8883, True)}
 _LEVEL_FORBIDDEN = frozenset("/+#")
 
-#: A connection that lived this long resets the backoff (seconds).
-_STABLE_CONNECTION = 10.0
-#: Bound on waiting for a SUBACK or UNSUBACK (seconds).
+#: Bound on waiting for an UNSUBACK (seconds).
 _ACK_TIMEOUT = 5.0
 #: Pause between attempts while the broker's in-flight window is full (seconds).
 _WINDOW_POLL = 0.005
@@ -128,40 +102,6 @@ _REFUSAL_LOG_PERIOD = 1.0
 
 
 # -- configuration ----------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class BrokerAddress:
-    """Where the broker is: ``mqtt://[user[:password]@]host[:port]`` (``mqtts://`` for TLS)."""
-
-    host: str
-    port: int
-    tls: bool = False
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-
-    @classmethod
-    def parse(cls, url: str) -> BrokerAddress:
-        """Parse a broker URL; ``ValueError`` says what is wrong without echoing a password."""
-        parts = urlsplit(url)
-        scheme = parts.scheme.lower()
-        if scheme not in _SCHEMES:
-            raise ValueError("the scheme must be mqtt:// or mqtts://")
-        default_port, tls = _SCHEMES[scheme]
-        if not parts.hostname:
-            raise ValueError("no host name")
-        try:
-            port = parts.port or default_port
-        except ValueError:
-            raise ValueError("the port is not a TCP port number") from None
-        if parts.path not in ("", "/") or parts.query or parts.fragment:
-            raise ValueError("a broker URL has no path, query or fragment")
-        username = None if parts.username is None else unquote(parts.username)
-        password = None if parts.password is None else unquote(parts.password)
-        return cls(parts.hostname, port, tls, username, password)
-
-    def __str__(self) -> str:
-        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +173,11 @@ class WorkerConfig:
     def broker(self) -> BrokerAddress:
         return BrokerAddress.parse(self.url)
 
+    @property
+    def backoff(self) -> Backoff:
+        """How the worker backs off before connecting again."""
+        return Backoff(self.backoff_initial, self.backoff_max)
+
 
 def _check_group(group: str) -> str:
     if not group:
@@ -248,143 +193,6 @@ def _check_group(group: str) -> str:
 def shared_subscription(group: str, topic_filter: str) -> str:
     """``topic_filter`` shared by ``group``: the broker gives each message to one member."""
     return f"$share/{_check_group(group)}/{topic_filter}"
-
-
-# -- the MQTT client ---------------------------------------------------------------
-
-
-class MqttClient(gmqtt.Client):  # type: ignore[misc, unused-ignore]
-    """A gmqtt client for one connection, whose owner decides about reconnecting.
-
-    gmqtt calls ``reconnect`` whenever the connection is lost or refused;
-    here that only sets ``lost``. Subscribe and unsubscribe wait for the
-    broker's acknowledgement. By default a QoS 1 message is acknowledged when
-    an async ``on_message`` returns (pass ``optimistic_acknowledgement=True``
-    to acknowledge on receipt, e.g. with a plain function).
-    """
-
-    def __init__(
-        self,
-        client_id: str,
-        *,
-        optimistic_acknowledgement: bool = False,
-        clean_session: bool = True,
-        **properties: Any,
-    ) -> None:
-        super().__init__(
-            client_id,
-            clean_session=clean_session,
-            optimistic_acknowledgement=optimistic_acknowledgement,
-            **properties,
-        )
-        self.lost = asyncio.Event()
-        self._acks: dict[int, asyncio.Future[tuple[int, ...]]] = {}
-        self.on_subscribe = self._acknowledged
-        self.on_unsubscribe = self._unsubscribed
-        self.on_disconnect = self._disconnected
-
-    async def reconnect(self, delay: bool = False) -> None:
-        """gmqtt's own reconnect, replaced: the owner is told and decides."""
-        self.lost.set()
-
-    async def open(self, broker: BrokerAddress, *, keepalive: int = 60) -> None:
-        """Connect (MQTT 5); raise if the broker is unreachable or refuses."""
-        if broker.username is not None:
-            self.set_auth_credentials(broker.username, broker.password)
-        await self.connect(
-            broker.host, broker.port, ssl=broker.tls, keepalive=keepalive, version=MQTTv50
-        )
-
-    async def subscribe_all(
-        self,
-        filters: Sequence[str],
-        qos: int = 1,
-        timeout: float = _ACK_TIMEOUT,
-        *,
-        without_retained: Collection[str] = (),
-    ) -> tuple[int, ...]:
-        """Subscribe to every filter in one SUBSCRIBE; the granted codes, in order.
-
-        Filters in ``without_retained`` get no retained messages on subscribing
-        (MQTT 5 Retain Handling 2).
-        """
-        subscriptions = [
-            gmqtt.Subscription(
-                f, qos=qos, retain_handling_options=2 if f in without_retained else 0
-            )
-            for f in filters
-        ]
-        mid = self.subscribe(subscriptions)
-        return await self._ack(mid, timeout)
-
-    async def unsubscribe_all(
-        self, filters: Sequence[str], timeout: float = _ACK_TIMEOUT
-    ) -> tuple[int, ...]:
-        mid = self.unsubscribe(list(filters))
-        return await self._ack(mid, timeout)
-
-    def try_publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> bool:
-        """Publish; False if the broker's in-flight window (its Receive Maximum) is full."""
-        try:
-            self.publish(topic, payload, qos=qos, retain=retain)
-        except OverflowError:
-            return False
-        return True
-
-    @property
-    def usable(self) -> bool:
-        """Connected, acknowledged, and not lost since."""
-        return not self.lost.is_set() and self._connection is not None and self.is_connected
-
-    async def close(self, timeout: float = 2.0) -> None:
-        """Disconnect politely if the connection is up, else just release it."""
-        connection = self._connection
-        try:
-            if connection is not None and not connection.is_closing():
-                await asyncio.wait_for(self.disconnect(), timeout)
-            elif connection is not None:
-                await asyncio.wait_for(connection.close(), timeout)
-        except (OSError, TimeoutError) as exc:
-            log.debug("MQTT connection closed uncleanly", extra={"error": repr(exc)})
-
-    async def _ack(self, mid: int, timeout: float) -> tuple[int, ...]:
-        future = self._acks[mid] = asyncio.get_running_loop().create_future()
-        try:
-            return await asyncio.wait_for(future, timeout)
-        finally:
-            self._acks.pop(mid, None)
-
-    def _acknowledged(self, client: Any, mid: int, granted: Sequence[int], props: Any) -> None:
-        self._resolve(mid, granted)
-
-    def _unsubscribed(self, client: Any, mid: int, granted: Sequence[int]) -> None:
-        self._resolve(mid, granted)
-
-    def _resolve(self, mid: int, granted: Sequence[int]) -> None:
-        future = self._acks.get(mid)
-        if future is not None and not future.done():
-            future.set_result(tuple(int(code) for code in granted))
-
-    def _disconnected(self, client: Any, packet: Any, exc: Any = None) -> None:
-        self.lost.set()
-
-
-class ClientFactory(Protocol):
-    """Makes the client of one connection (a test seam; the default suits brokers)."""
-
-    def __call__(
-        self, client_id: str, *, receive_maximum: int, session_expiry: int = 0
-    ) -> MqttClient: ...
-
-
-def _default_client(client_id: str, *, receive_maximum: int, session_expiry: int = 0) -> MqttClient:
-    # Session expiry 0: the session ends with the connection (clean sessions).
-    return MqttClient(
-        client_id,
-        receive_maximum=receive_maximum,
-        session_expiry_interval=session_expiry,
-        clean_session=session_expiry == 0,
-    )
 
 
 # -- the worker -----------------------------------------------------------------------
@@ -453,7 +261,6 @@ class MqttWorker:
         config: WorkerConfig | None = None,
         *,
         presence: PresenceLedger | None = None,
-        client_factory: ClientFactory | None = None,
     ) -> None:
         self._config = config = config or WorkerConfig()
         self._handler = handler
@@ -464,7 +271,6 @@ class MqttWorker:
             shared_subscription(config.group, presence_subscription(prefix)),
         )
         self._broker = config.broker
-        self._client_factory = client_factory or _default_client
         self.client_id = config.client_id or f"ocpp-worker-{uuid.uuid4().hex[:12]}"
         self.stats = WorkerStats()
 
@@ -477,7 +283,7 @@ class MqttWorker:
         self._idle.set()
         self._accepting = True
         self._stopping = False
-        self._client: MqttClient | None = None
+        self._session: Session | None = None
         self._connected = asyncio.Event()
         self._subscribed = asyncio.Event()
         self._consumers: list[asyncio.Task[None]] = []
@@ -494,7 +300,12 @@ class MqttWorker:
             loop.create_task(self._consume(queue), name=f"mqtt-worker-consumer-{n}")
             for n, queue in enumerate(self._queues)
         ]
-        self._supervisor = loop.create_task(self._supervise(), name="mqtt-worker-connection")
+        self._supervisor = loop.create_task(
+            supervise(
+                self._connect, self._serve, self._config.backoff, facts={"clientId": self.client_id}
+            ),
+            name="mqtt-worker-connection",
+        )
         log.info(
             "worker starting",
             extra={
@@ -524,10 +335,10 @@ class MqttWorker:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         self._stopping = True
-        client = self._client
-        if client is not None and self._subscribed.is_set():
+        session = self._session
+        if session is not None and self._subscribed.is_set():
             try:
-                await client.unsubscribe_all(self._filters, timeout=min(_ACK_TIMEOUT, timeout))
+                await session.unsubscribe(self._filters, timeout=min(_ACK_TIMEOUT, timeout))
             except (TimeoutError, OSError) as exc:
                 log.warning("unsubscribe failed", extra={"error": repr(exc)})
         self._subscribed.clear()
@@ -541,15 +352,12 @@ class MqttWorker:
         for queue in self._queues:
             while not queue.empty():
                 self._finish(queue.get_nowait(), _NOT_PROCESSED)
-        self._supervisor.cancel()
-        await asyncio.gather(self._supervisor, return_exceptions=True)
         # Let the acknowledgements of the last messages reach the socket: the
         # callbacks finish on the next turn of the loop, gmqtt writes on the one after.
         for _ in range(3):
             await asyncio.sleep(0)
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
+        self._supervisor.cancel()  # closes the session it serves
+        await asyncio.gather(self._supervisor, return_exceptions=True)
         self._connected.clear()
         log.info(
             "worker stopped",
@@ -564,9 +372,9 @@ class MqttWorker:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._config.publish_wait
         while True:
-            client = self._client
-            if client is not None and client.usable:
-                if client.try_publish(topic, payload):
+            session = self._session
+            if session is not None and session.usable:
+                if session.publish(topic, payload):
                     return
                 wait_for_room = True
             else:
@@ -588,90 +396,61 @@ class MqttWorker:
 
     # -- the connection --------------------------------------------------------------
 
-    async def _supervise(self) -> None:
-        loop = asyncio.get_running_loop()
-        failures = 0
-        while True:
-            client = self._client_factory(
-                self.client_id,
-                receive_maximum=self._config.receive_maximum,
-                session_expiry=self._config.session_expiry,
-            )
-            client.on_message = self._on_message
-            try:
-                await asyncio.wait_for(self._open(client), self._config.connect_timeout)
-            except asyncio.CancelledError:
-                await client.close()
-                raise
-            except Exception as exc:
-                await client.close()
-                delay = self._backoff(failures)
-                failures += 1
-                log.warning(
-                    "broker connection failed; retrying",
-                    extra={"broker": str(self._broker), "error": repr(exc), "retryIn": delay},
-                )
-                await asyncio.sleep(delay)
-                continue
-            self._client = client
-            self._connected.set()
-            if not self._stopping:
-                self._subscribed.set()
-            log.info(
-                "connected to the broker",
-                extra={"broker": str(self._broker), "subscriptions": list(self._filters)},
-            )
-            opened = loop.time()
-            await client.lost.wait()
-            self._client = None
+    async def _connect(self) -> Session:
+        config = self._config
+        session = Session(
+            self.client_id,
+            on_message=self._on_message,
+            ack_when_handled=True,
+            receive_maximum=config.receive_maximum,
+            session_expiry=config.session_expiry,
+        )
+        uplinks, presence = self._filters
+        subscriptions = (
+            ()  # stopping: a connection to finish publishing with, no new messages
+            if self._stopping
+            else (Subscription(uplinks), Subscription(presence, retained=config.replay_presence))
+        )
+        await session.start(
+            self._broker,
+            subscriptions=subscriptions,
+            keepalive=config.keepalive,
+            timeout=config.connect_timeout,
+        )
+        return session
+
+    async def _serve(self, session: Session) -> None:
+        self._session = session
+        self._connected.set()
+        if not self._stopping:
+            self._subscribed.set()
+        log.info(
+            "connected to the broker",
+            extra={"broker": str(self._broker), "subscriptions": list(self._filters)},
+        )
+        try:
+            await session.wait_lost()
+        finally:
+            self._session = None
             self._connected.clear()
             self._subscribed.clear()
-            await client.close()
-            if loop.time() - opened >= _STABLE_CONNECTION:
-                failures = 0
-            delay = self._backoff(failures)
-            failures += 1
-            log.warning(
-                "broker connection lost; reconnecting",
-                extra={"broker": str(self._broker), "retryIn": delay},
-            )
-            await asyncio.sleep(delay)
-
-    async def _open(self, client: MqttClient) -> None:
-        await client.open(self._broker, keepalive=self._config.keepalive)
-        if self._stopping:
-            return  # a connection to finish publishing with, no new messages
-        presence = self._filters[1]
-        granted = await client.subscribe_all(
-            self._filters,
-            qos=1,
-            without_retained=() if self._config.replay_presence else (presence,),
-        )
-        refused = [f for f, code in zip(self._filters, granted, strict=False) if code >= 0x80]
-        if refused or len(granted) != len(self._filters):
-            raise ConnectionError(f"broker refused subscriptions {refused} (codes {granted})")
-
-    def _backoff(self, failures: int) -> float:
-        """Exponential, capped, with +-20 % jitter so that a fleet does not reconnect in step."""
-        growth: float = 2.0 ** min(failures, 30)
-        base = min(self._config.backoff_max, self._config.backoff_initial * growth)
-        return round(base * random.uniform(0.8, 1.2), 3)
 
     # -- intake ------------------------------------------------------------------------
 
-    async def _on_message(
-        self, client: Any, topic: Any, payload: bytes, qos: int, properties: Any
-    ) -> int:
-        """gmqtt's callback: admit the message now (arrival order), PUBACK once handled.
+    def _on_message(
+        self, topic: str | bytes, payload: bytes, qos: int
+    ) -> int | asyncio.Future[int]:
+        """The session's callback: admit the message now (arrival order); the
+        PUBACK's reason code, or a future of it that resolves once handled.
 
-        Never raises: gmqtt would then send no PUBACK at all.
+        Never raises: the broker would then get no PUBACK at all.
         """
         item = self._admit(topic, payload, qos)
         if isinstance(item, int):
             return item
         if item.ack is None:
             return _SUCCESS
-        return await item.ack
+        return item.ack
 
     def _admit(self, topic: Any, payload: bytes, qos: int) -> _Item | int:
         """Queue the message for its charger's consumer, or the reason code it is refused with."""

@@ -45,18 +45,12 @@ from processor.clock import SystemClock
 from processor.commands import CommandAnswer, Commands
 from processor.ids import RandomIds
 from processor.ports import Clock, ShadowStore
+from processor.presence import Presence, presence_applies
 from processor.shadow import apply_update
-from processor.worker import (
-    DEFAULT_GROUP,
-    ClientFactory,
-    MqttWorker,
-    Presence,
-    WorkerConfig,
-    presence_applies,
-)
 
 from .answers import AnswerBoard
 from .management import ManagementApi
+from .mqtt_worker import DEFAULT_GROUP, MqttWorker, WorkerConfig
 from .settings import Environment, SettingsError, id_tokens, local_url
 
 __all__ = [
@@ -317,9 +311,7 @@ class WorkerSystem:
 
 
 @contextlib.asynccontextmanager
-async def run_worker(
-    settings: WorkerSettings, *, client_factory: ClientFactory | None = None
-) -> AsyncIterator[WorkerSystem]:
+async def run_worker(settings: WorkerSettings) -> AsyncIterator[WorkerSystem]:
     """Run a worker until the block exits, then shut it down in order: stop the
     API, drain and disconnect the worker, close the database.
 
@@ -356,7 +348,6 @@ async def run_worker(
             settings.topic_prefix,
             settings.mqtt,
             presence=SqlitePresenceLedger(database, clock),
-            client_factory=client_factory,
         )
         outbound.attach(worker)
         worker.start()

@@ -8,7 +8,7 @@ record that the worker keeps in the charger's shadow,
 ``state.reported.connection = {"connected", "route", "protocol", "since"}``.
 
 This module does no MQTT itself: it publishes through a ``Publisher`` (the
-``processor.worker.MqttWorker``), so that replies and commands share the
+``ocppgw.mqtt_worker.MqttWorker``), so that replies and commands share the
 worker's one connection, and it imports neither gmqtt nor boto3.
 """
 

@@ -14,7 +14,7 @@ PROBE = """
 import sys
 import orjson
 import processor.aws_lambda
-forbidden = ("gmqtt", "aiohttp", "ocppgw", "processor.worker")
+forbidden = ("gmqtt", "mqttio", "aiohttp", "ocppgw")
 print(orjson.dumps(sorted(
     name for name in sys.modules
     if any(name == f or name.startswith(f + ".") for f in forbidden)

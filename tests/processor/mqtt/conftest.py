@@ -1,4 +1,4 @@
-"""A private Mosquitto per test, and gateways made of real gmqtt clients.
+"""A private Mosquitto per test, and gateways made of real MQTT sessions.
 
 Each test starts its own broker on a free loopback port (``mosquitto -c`` with
 a config written to the test's tmp folder) and uses a topic prefix of its own.
@@ -22,10 +22,10 @@ from typing import IO, Any
 import orjson
 import pytest
 
+from mqttio import BrokerAddress, Session, Subscription
 from ocppgw.worker import WorkerSettings
 from ocppj import downlink_subscription, parse_downlink, presence_topic, uplink_topic
 from processor.clock import rfc3339
-from processor.worker import BrokerAddress, MqttClient
 
 MOSQUITTO = shutil.which("mosquitto") or (
     "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
@@ -135,28 +135,31 @@ class FakeGateway:
         self.prefix = prefix
         self.route = route
         self._address = BrokerAddress.parse(broker.url)
-        self._client = MqttClient(f"gw-{uuid.uuid4().hex[:12]}", optimistic_acknowledgement=True)
-        self._client.on_message = self._received
+        self._session = Session(f"gw-{uuid.uuid4().hex[:12]}", on_message=self._received)
         self.received: asyncio.Queue[tuple[str, list[Any]]] = asyncio.Queue()
 
     async def __aenter__(self) -> FakeGateway:
-        await asyncio.wait_for(self._client.open(self._address), WAIT)
-        granted = await self._client.subscribe_all([downlink_subscription(self.prefix, self.route)])
-        assert granted == (1,), granted
+        await self._session.start(
+            self._address,
+            subscriptions=[Subscription(downlink_subscription(self.prefix, self.route))],
+            timeout=WAIT,
+        )
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
-        await self._client.close()
+        await self._session.close()
 
-    def _received(self, client: Any, topic: str, payload: bytes, qos: int, props: Any) -> None:
+    def _received(self, topic: str | bytes, payload: bytes, qos: int) -> int:
+        assert isinstance(topic, str), topic
         route, charge_point_id = parse_downlink(topic, self.prefix)
         assert route == self.route, topic
         self.received.put_nowait((charge_point_id, orjson.loads(payload)))
+        return 0
 
     async def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
         """QoS 1, waiting for room in the broker's in-flight window."""
         deadline = time.monotonic() + WAIT
-        while not self._client.try_publish(topic, payload, retain=retain):
+        while not self._session.publish(topic, payload, retain=retain):
             assert time.monotonic() < deadline, "broker never acknowledged our publishes"
             await asyncio.sleep(0.005)
 

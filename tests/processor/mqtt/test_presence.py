@@ -10,17 +10,12 @@ from typing import Any
 import orjson
 import pytest
 
+from ocppgw.mqtt_worker import MqttWorker, WorkerConfig
 from ocppgw.worker import SqlitePresenceLedger, WorkerSystem, run_worker
 from processor.adapters import Database, SqliteShadowStore
 from processor.adapters.memory import MemoryShadowStore
 from processor.clock import SystemClock
-from processor.worker import (
-    MqttWorker,
-    Presence,
-    ShadowPresenceLedger,
-    WorkerConfig,
-    presence_applies,
-)
+from processor.presence import Presence, ShadowPresenceLedger, presence_applies
 
 from .conftest import WAIT, Broker, FakeGateway, eventually, worker_settings
 

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from mqttio import BrokerAddress
 from ocppgw import SettingsError
+from ocppgw.mqtt_worker import WorkerConfig, shared_subscription
 from ocppgw.worker import WORKER_ENVIRONMENT, WorkerSettings
-from processor.worker import BrokerAddress, WorkerConfig, shared_subscription
 
 
 def test_defaults() -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
+from ocppgw.mqtt_worker import MqttWorker, WorkerConfig
 from ocppgw.worker import WorkerSystem, run_worker
 from processor import Processor, ProcessorConfig, Services, build_router
 from processor.adapters.memory import (
@@ -23,7 +24,6 @@ from processor.adapters.memory import (
 from processor.adapters.mqtt_outbound import PublishError
 from processor.adapters.static_id_tokens import StaticIdTokens
 from processor.clock import SystemClock
-from processor.worker import MqttWorker, WorkerConfig
 from tests.conftest import BOOT_V16, BOOT_V201
 
 from .conftest import WAIT, Broker, FakeGateway, eventually, free_port, worker_settings
