@@ -54,7 +54,7 @@ import enum
 import logging
 import uuid
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from gmqtt.mqtt.constants import PubAckReasonCode
@@ -111,8 +111,9 @@ class WorkerConfig:
     Errors read ``field: problem`` like the other component configs.
     """
 
-    #: The broker, e.g. ``mqtt://127.0.0.1:1883``.
-    url: str = "mqtt://127.0.0.1:1883"
+    #: The broker, e.g. ``mqtt://127.0.0.1:1883`` (``mqttio.BrokerAddress``).
+    #: Not in ``repr``: it may carry a password; log ``broker`` instead.
+    url: str = field(default="mqtt://127.0.0.1:1883", repr=False)
     #: The shared-subscription group; workers of one group split the messages.
     group: str = DEFAULT_GROUP
     #: Consumer tasks, i.e. messages handled concurrently (of different chargers).

@@ -83,6 +83,8 @@ def test_a_password_never_appears_in_errors_or_reprs() -> None:
     address = BrokerAddress.parse("mqtt://user:hunter2@broker")
     assert "hunter2" not in repr(address)
     assert str(address) == "mqtt://broker:1883"
+    settings = WorkerSettings.from_env({"MQTT_URL": "mqtt://user:hunter2@broker"})
+    assert "hunter2" not in repr(settings)
 
 
 def test_config_checks_its_numbers() -> None:
