@@ -50,7 +50,8 @@ from processor.shadow import apply_update
 
 from .answers import AnswerBoard
 from .management import ManagementApi
-from .mqtt_worker import DEFAULT_GROUP, MqttWorker, WorkerConfig
+from .mqtt_worker import MqttWorker
+from .mqtt_worker_config import DEFAULT_GROUP, WorkerConfig
 from .settings import Environment, SettingsError, id_tokens, local_url
 
 __all__ = [

@@ -10,7 +10,8 @@ from typing import Any
 import orjson
 import pytest
 
-from ocppgw.mqtt_worker import MqttWorker, WorkerConfig
+from ocppgw.mqtt_worker import MqttWorker
+from ocppgw.mqtt_worker_config import WorkerConfig
 from ocppgw.worker import SqlitePresenceLedger, WorkerSystem, run_worker
 from processor.adapters import Database, SqliteShadowStore
 from processor.adapters.memory import MemoryShadowStore

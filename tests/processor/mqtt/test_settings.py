@@ -8,7 +8,7 @@ import pytest
 
 from mqttio import BrokerAddress
 from ocppgw import SettingsError
-from ocppgw.mqtt_worker import WorkerConfig, shared_subscription
+from ocppgw.mqtt_worker_config import WorkerConfig, shared_subscription
 from ocppgw.worker import WORKER_ENVIRONMENT, WorkerSettings
 
 

@@ -11,7 +11,8 @@ from typing import Any
 import orjson
 import pytest
 
-from ocppgw.mqtt_worker import MqttWorker, WorkerConfig
+from ocppgw.mqtt_worker import MqttWorker
+from ocppgw.mqtt_worker_config import WorkerConfig
 from ocppgw.worker import WorkerSystem, run_worker
 from processor import Processor, ProcessorConfig, Services, build_router
 from processor.adapters.memory import (
