@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from .address import BrokerAddress
 from .backoff import Backoff
-from .session import ConnectError, MessageHandler, Session, Subscription
+from .session import ConnectError, MessageHandler, PubAck, Session, Subscription
 from .supervisor import supervise
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "BrokerAddress",
     "ConnectError",
     "MessageHandler",
+    "PubAck",
     "Session",
     "Subscription",
     "supervise",

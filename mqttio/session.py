@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import inspect
 import logging
 import ssl
@@ -36,7 +37,7 @@ from gmqtt.mqtt.constants import MQTTv50
 
 from .address import BrokerAddress
 
-__all__ = ["ConnectError", "MessageHandler", "Session", "Subscription"]
+__all__ = ["ConnectError", "MessageHandler", "PubAck", "Session", "Subscription"]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,15 @@ _CLOSE_TIMEOUT = 1.0
 #: or an awaitable of it when the session acknowledges once handled. A topic
 #: that is not UTF-8 arrives as bytes.
 MessageHandler = Callable[[str | bytes, bytes, int], int | Awaitable[int]]
+
+
+class PubAck(enum.IntEnum):
+    """The MQTT 5 PUBACK reason codes a message handler answers with."""
+
+    SUCCESS = 0x00
+    UNSPECIFIED_ERROR = 0x80
+    TOPIC_NAME_INVALID = 0x90
+    QUOTA_EXCEEDED = 0x97
 
 
 class ConnectError(Exception):
@@ -73,6 +83,7 @@ class _QuietReconnectRefusal(logging.Filter):
         return "max number of failed connection attempts" not in record.getMessage()
 
 
+#: gmqtt logs every packet at INFO; owners quieten this logger (``ocppgw.logs``).
 _GMQTT_LOG = logging.getLogger("mqttio.gmqtt")
 _GMQTT_LOG.addFilter(_QuietReconnectRefusal())
 

@@ -51,4 +51,5 @@ def configure_logging(level: str) -> None:
     # picows logs every accept and disconnect at INFO; ours say who it was.
     logging.getLogger("picows").setLevel(max(logging.WARNING, root.level))
     # gmqtt logs every packet at INFO; the bus logs what matters itself.
-    logging.getLogger("gmqtt").setLevel(max(logging.WARNING, root.level))
+    for name in ("gmqtt", "mqttio.gmqtt"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))

@@ -35,7 +35,7 @@ than that many messages outstanding with it; past ``max_pending`` messages
 (a broker that ignores it, or QoS 0) a message is refused with PUBACK
 "quota exceeded" and logged, rather than letting memory grow. (Mosquitto
 2.0.11, measured, keeps sending past the Receive Maximum; there the limit is
-what bounds the worker.) gmqtt runs an async ``on_message`` as one task per
+what bounds the worker.) The session runs the handler as one task per
 message; each only queues its message and waits for its acknowledgement,
 so their number is bounded the same way.
 
@@ -57,9 +57,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from gmqtt.mqtt.constants import PubAckReasonCode
-
-from mqttio import Session, Subscription, supervise
+from mqttio import PubAck, Session, Subscription, supervise
 from ocppj import (
     DEFAULT_PREFIX,
     downlink_topic,
@@ -79,10 +77,10 @@ __all__ = ["FrameHandler", "MqttWorker", "WorkerStats"]
 log = logging.getLogger(__name__)
 
 #: PUBACK reason codes the worker answers with (MQTT 5; 3.1.1 has none).
-_SUCCESS = int(PubAckReasonCode.SUCCESS)
-_NOT_PROCESSED = int(PubAckReasonCode.UNSPECIFIED_ERROR)
-_QUOTA_EXCEEDED = int(PubAckReasonCode.QUOTA_EXCEEDED)
-_BAD_TOPIC = int(PubAckReasonCode.TOPIC_NAME_INVALID)
+_SUCCESS = int(PubAck.SUCCESS)
+_NOT_PROCESSED = int(PubAck.UNSPECIFIED_ERROR)
+_QUOTA_EXCEEDED = int(PubAck.QUOTA_EXCEEDED)
+_BAD_TOPIC = int(PubAck.TOPIC_NAME_INVALID)
 
 #: Bound on waiting for an UNSUBACK (seconds).
 _ACK_TIMEOUT = 5.0
@@ -250,7 +248,7 @@ class MqttWorker:
             while not queue.empty():
                 self._finish(queue.get_nowait(), _NOT_PROCESSED)
         # Let the acknowledgements of the last messages reach the socket: the
-        # callbacks finish on the next turn of the loop, gmqtt writes on the one after.
+        # callbacks finish on the next turn of the loop, the PUBACK is written on the one after.
         for _ in range(3):
             await asyncio.sleep(0)
         self._supervisor.cancel()  # closes the session it serves

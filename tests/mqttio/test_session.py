@@ -144,3 +144,12 @@ async def test_supervise_reconnects_with_a_fresh_session_after_a_broker_restart(
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     assert all(s.lost for s in sessions)  # cancelling closes the session it served
+
+
+def test_puback_codes_are_mqtt_5s() -> None:
+    from gmqtt.mqtt.constants import PubAckReasonCode
+
+    from mqttio import PubAck
+
+    for code in PubAck:
+        assert int(code) == int(PubAckReasonCode[code.name])
