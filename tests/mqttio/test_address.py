@@ -51,4 +51,3 @@ def test_the_password_never_shows() -> None:
 
 def test_an_ipv6_host_is_shown_in_brackets() -> None:
     assert str(BrokerAddress.parse("mqtt://[::1]:1884")) == "mqtt://[::1]:1884"
-

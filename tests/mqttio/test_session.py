@@ -8,8 +8,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from gmqtt.mqtt.constants import PubAckReasonCode
 
-from mqttio import Backoff, BrokerAddress, ConnectError, Session, Subscription, supervise
+from mqttio import (
+    Backoff,
+    BrokerAddress,
+    ConnectError,
+    PubAck,
+    Session,
+    Subscription,
+    supervise,
+)
 from tests.processor.mqtt.conftest import MOSQUITTO, WAIT, Broker
 
 
@@ -147,9 +156,5 @@ async def test_supervise_reconnects_with_a_fresh_session_after_a_broker_restart(
 
 
 def test_puback_codes_are_mqtt_5s() -> None:
-    from gmqtt.mqtt.constants import PubAckReasonCode
-
-    from mqttio import PubAck
-
     for code in PubAck:
         assert int(code) == int(PubAckReasonCode[code.name])
