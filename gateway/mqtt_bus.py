@@ -67,7 +67,14 @@ import gmqtt
 import orjson
 from gmqtt.mqtt.constants import MQTTv50
 
-from ocppj import downlink_subscription, parse_downlink, presence_topic, uplink_topic
+from ocppj import (
+    Downlink,
+    describe_downlink,
+    downlink_subscription,
+    parse_downlink,
+    presence_topic,
+    uplink_topic,
+)
 
 from .bus import BusFull, Deliver
 from .mqtt_settings import MqttSettings
@@ -111,7 +118,7 @@ def _rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _nowhere(charge_point_id: str, frame: bytes) -> bool:
+def _nowhere(charge_point_id: str, downlink: Downlink) -> bool:
     return False
 
 
@@ -802,8 +809,17 @@ class MqttBus:
             self._emptied.set()
 
     def _downlink(self, charge_point_id: str, frame: bytes, route: str) -> None:
+        # Read once, here where only bytes arrive: the gateway queues CALLs by id.
         try:
-            delivered = self._deliver(charge_point_id, frame)
+            downlink = describe_downlink(frame)
+        except ValueError as exc:
+            log.warning(
+                "downlink dropped: not an OCPP-J message",
+                extra={"chargePointId": charge_point_id, "route": route, "error": str(exc)},
+            )
+            return
+        try:
+            delivered = self._deliver(charge_point_id, downlink)
         except Exception:
             log.exception(
                 "downlink delivery failed", extra={"chargePointId": charge_point_id, "route": route}

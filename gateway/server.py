@@ -22,9 +22,11 @@ from ocppj import (
     Call,
     CallError,
     CallResult,
+    Downlink,
     GenericError,
     InvalidIdentity,
     MalformedFrame,
+    MessageType,
     encode_error,
     identity_from_path,
     parse,
@@ -411,8 +413,8 @@ class GatewayServer:
         connection = self._connections.get(charge_point_id)
         return None if connection is None else connection.subprotocol
 
-    def deliver(self, charge_point_id: str, frame: bytes) -> bool:
-        """Write a downlink frame to a connected charge point; False if it is not connected.
+    def deliver(self, charge_point_id: str, downlink: Downlink) -> bool:
+        """Write a downlink to a connected charge point; False if it is not connected.
 
         A CALL from the backend waits in the charger's command line while an
         earlier one is unanswered (OCPP: one outstanding CALL per direction);
@@ -422,25 +424,22 @@ class GatewayServer:
         if connection is None:
             self.metrics.errors["downlink for a charge point not here"] += 1
             return False
-        if frame.lstrip()[:2] != b"[2":
-            self._send(connection, frame)
-            return True
-        try:
-            message_id = str(orjson.loads(frame)[1])
-        except (orjson.JSONDecodeError, IndexError, TypeError):
-            self._send(connection, frame)  # not ours to judge; the charger will answer it
+        if downlink.kind is not MessageType.CALL:
+            self._send(connection, downlink.frame)
             return True
         calls = connection.calls
         if calls is None:
             calls = connection.calls = CallQueue(self._calls)
         try:
-            self._release(connection, calls.send_or_queue(message_id, frame, self.loop_time()))
+            frame = calls.send_or_queue(downlink.message_id, downlink.frame, self.loop_time())
         except QueueFull:
             self.metrics.errors["command line full"] += 1
             log.warning(
                 "command dropped: too many waiting",
-                extra={"chargePointId": charge_point_id, "messageId": message_id},
+                extra={"chargePointId": charge_point_id, "messageId": downlink.message_id},
             )
+            return True
+        self._release(connection, frame)
         return True
 
     def _release(self, connection: ChargePointConnection, frame: bytes | None) -> None:
