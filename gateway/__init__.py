@@ -6,9 +6,17 @@ OCPP-J framing and does no OCPP business logic.
 
 from __future__ import annotations
 
-from .bus import Bus, BusFull, Deliver
+from .bus import Bus, BusFull, Deliver, Downlink
 from .config import GatewayConfig
 from .inprocess_bus import InProcessBus
 from .server import GatewayServer
 
-__all__ = ["Bus", "BusFull", "Deliver", "GatewayConfig", "GatewayServer", "InProcessBus"]
+__all__ = [
+    "Bus",
+    "BusFull",
+    "Deliver",
+    "Downlink",
+    "GatewayConfig",
+    "GatewayServer",
+    "InProcessBus",
+]

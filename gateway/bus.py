@@ -2,7 +2,9 @@
 
 Uplink: the gateway publishes each frame a charge point sends, with its
 identity and subprotocol. Downlink: the bus hands frames for a charge point
-to the ``Deliver`` callback the gateway gave it at start.
+to the ``Deliver`` callback the gateway gave it at start, each described as
+an ``ocppj.Downlink`` (kind and message id) by whoever knows what it is: the
+processor that made it, or the bus that received it as bytes.
 
 Backpressure: while ``saturated`` is true the gateway stops reading from the
 charge points that send (their frames wait in the kernel and in the
@@ -15,10 +17,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-__all__ = ["Bus", "BusFull", "Deliver"]
+from ocppj import Downlink
 
-#: ``deliver(charge_point_id, frame) -> delivered``: write a frame to a charge point.
-Deliver = Callable[[str, bytes], bool]
+__all__ = ["Bus", "BusFull", "Deliver", "Downlink"]
+
+#: ``deliver(charge_point_id, downlink) -> delivered``: write a frame to a charge point.
+Deliver = Callable[[str, Downlink], bool]
 
 
 class BusFull(Exception):

@@ -1,8 +1,12 @@
-"""One charge point's WebSocket: frames in, frames out, nothing held longer than needed."""
+"""One charge point's WebSocket: frames in, frames out, nothing held longer than needed.
+
+A connection reports what happens to it through ``ConnectionEvents`` (the
+gateway's relay implements it) and knows nothing else of the gateway.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from multidict import CIMultiDict, CIMultiDictProxy
 from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport
@@ -12,9 +16,33 @@ from ocppj import OcppVersion, version_for
 if TYPE_CHECKING:
     from .callqueue import CallQueue
     from .ratelimit import FloodState
-    from .server import GatewayServer
 
-__all__ = ["ChargePointConnection", "RefusedConnection"]
+__all__ = ["ChargePointConnection", "ConnectionEvents", "RefusedConnection"]
+
+
+class ConnectionEvents(Protocol):
+    """What a connection tells the gateway, and the two things it asks of it."""
+
+    @property
+    def max_message_size(self) -> int:
+        """Bytes a reassembled message may have."""
+        ...
+
+    def loop_time(self) -> float:
+        """The event loop's clock."""
+        ...
+
+    def connected(self, connection: ChargePointConnection) -> None:
+        """The upgrade completed; frames may flow."""
+        ...
+
+    def disconnected(self, connection: ChargePointConnection) -> None:
+        """The connection is gone, whoever closed it."""
+        ...
+
+    def uplink(self, connection: ChargePointConnection, frame: bytes, now: float) -> None:
+        """A whole text message from the charge point, received at ``now``."""
+        ...
 
 
 class ChargePointConnection(WSListener):
@@ -26,8 +54,8 @@ class ChargePointConnection(WSListener):
     """
 
     __slots__ = (
+        "_events",
         "_fragments",
-        "_gateway",
         "_writing_paused",
         "calls",
         "charge_point_id",
@@ -39,12 +67,12 @@ class ChargePointConnection(WSListener):
         "version",
     )
 
-    def __init__(self, gateway: GatewayServer, charge_point_id: str, subprotocol: str) -> None:
+    def __init__(self, events: ConnectionEvents, charge_point_id: str, subprotocol: str) -> None:
         self.charge_point_id = charge_point_id
         self.subprotocol = subprotocol
         self.version: OcppVersion = version_for(subprotocol)
         self.transport: WSTransport | None = None
-        self._gateway = gateway
+        self._events = events
         self._fragments: bytearray | None = None
         self._writing_paused = False
         #: Loop time of the last frame of any kind (pongs included), for keepalive.
@@ -57,18 +85,18 @@ class ChargePointConnection(WSListener):
 
     def on_ws_connected(self, transport: WSTransport) -> None:
         self.transport = transport
-        self.last_received = self._gateway.loop_time()
+        self.last_received = self._events.loop_time()
         _forget_handshake(transport)
-        self._gateway.connected(self)
+        self._events.connected(self)
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
-        self._gateway.disconnected(self)
+        self._events.disconnected(self)
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
-        now = self.last_received = self._gateway.loop_time()
+        now = self.last_received = self._events.loop_time()
         kind = frame.msg_type
         if kind is WSMsgType.TEXT and frame.fin:
-            self._gateway.uplink(self, frame.get_payload_as_bytes(), now)
+            self._events.uplink(self, frame.get_payload_as_bytes(), now)
         elif kind is WSMsgType.TEXT or kind is WSMsgType.CONTINUATION:
             self._fragment(frame)
         elif kind is WSMsgType.CLOSE:
@@ -85,12 +113,12 @@ class ChargePointConnection(WSListener):
             self.close(WSCloseCode.PROTOCOL_ERROR, "continuation frame without a first fragment")
             return
         self._fragments += frame.get_payload_as_memoryview()
-        if len(self._fragments) > self._gateway.config.max_message_size:
+        if len(self._fragments) > self._events.max_message_size:
             self._fragments = None
             self.close(WSCloseCode.MESSAGE_TOO_BIG, "message exceeds the size limit")
         elif frame.fin:
             message, self._fragments = bytes(self._fragments), None
-            self._gateway.uplink(self, message, self.last_received)
+            self._events.uplink(self, message, self.last_received)
 
     def send(self, frame: bytes, max_write_buffer: int) -> bool:
         """Write a frame; False (and the connection closed) if the charger

@@ -13,14 +13,17 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from ocppj import Downlink
+
 from .bus import BusFull, Deliver
 
 __all__ = ["FrameHandler", "InProcessBus"]
 
 log = logging.getLogger(__name__)
 
-#: ``handle(charge_point_id, subprotocol, frame) -> answer or None``
-FrameHandler = Callable[[str, str, bytes], Awaitable[bytes | None]]
+#: ``handle(charge_point_id, subprotocol, frame) -> answer or None``; the
+#: answer comes described (``Processor.reply``), so it reaches ``deliver`` unread.
+FrameHandler = Callable[[str, str, bytes], Awaitable[Downlink | None]]
 
 
 def _nothing() -> None:

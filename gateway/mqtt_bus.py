@@ -55,7 +55,7 @@ from datetime import UTC, datetime
 
 import orjson
 
-from ocppj import presence_topic, uplink_topic
+from ocppj import Downlink, describe_downlink, presence_topic, uplink_topic
 
 from .bus import BusFull, Deliver
 from .mqtt_connection import QUOTA_WINDOW, Outgoing, PoolConnection
@@ -78,7 +78,7 @@ def _rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _nowhere(charge_point_id: str, frame: bytes) -> bool:
+def _nowhere(charge_point_id: str, downlink: Downlink) -> bool:
     return False
 
 
@@ -378,8 +378,17 @@ class MqttBus:
 
     def downlink(self, charge_point_id: str, frame: bytes, route: str) -> None:
         """A frame for a charge point arrived on ``route`` (told by a pool connection)."""
+        # Read once, here where only bytes arrive: the gateway queues CALLs by id.
         try:
-            delivered = self._deliver(charge_point_id, frame)
+            downlink = describe_downlink(frame)
+        except ValueError as exc:
+            log.warning(
+                "downlink dropped: not an OCPP-J message",
+                extra={"chargePointId": charge_point_id, "route": route, "error": str(exc)},
+            )
+            return
+        try:
+            delivered = self._deliver(charge_point_id, downlink)
         except Exception:
             log.exception(
                 "downlink delivery failed", extra={"chargePointId": charge_point_id, "route": route}

@@ -18,8 +18,8 @@ from ocppj import ChargePointAccess, parse_basic_auth, verify_password
 from .tls import peer_identity
 
 if TYPE_CHECKING:
-    from .admission import Request
     from .config import GatewayConfig
+    from .handshake import Request
 
 __all__ = ["Credentials", "check_credentials"]
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from gateway import GatewayServer, InProcessBus
 from gateway.tls import server_context
+from ocppj import Downlink
 from processor import Processor, Services, build_router
 from processor.adapters import (
     Database,
@@ -42,8 +43,8 @@ class GatewayOutbound:
     async def subprotocol(self, charge_point_id: str) -> str | None:
         return self._gateway.subprotocol_of(charge_point_id)
 
-    async def send(self, charge_point_id: str, frame: bytes) -> None:
-        if not self._gateway.deliver(charge_point_id, frame):
+    async def send(self, charge_point_id: str, downlink: Downlink) -> None:
+        if not self._gateway.deliver(charge_point_id, downlink):
             raise ChargePointOffline(f"{charge_point_id} is not connected")
 
 
@@ -115,7 +116,7 @@ async def run_embedded(settings: DevSettings) -> AsyncIterator[EmbeddedSystem]:
             pending=SqlitePendingCalls(database),
             outbound=outbound,
         )
-        bus.set_handler(Processor(build_router(), services, on_answer=answers.resolve).handle)
+        bus.set_handler(Processor(build_router(), services, on_answer=answers.resolve).reply)
         commands = Commands(services)
 
         # Shutdown runs these in reverse: stop accepting and reading, let the

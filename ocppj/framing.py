@@ -2,7 +2,10 @@
 
 ``parse`` turns the bytes of a WebSocket text message into a ``Call``,
 ``CallResult`` or ``CallError``, or raises ``MalformedFrame`` that says what to
-answer. ``encode_*`` build frames with orjson.
+answer. ``encode_*`` build frames with orjson. A ``Downlink`` is a frame the
+backend sends to a charge point together with what it is, so that the gateway
+never has to read it again; ``describe_downlink`` reads it once where only the
+bytes arrive (from an MQTT broker).
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ __all__ = [
     "CallError",
     "Message",
     "MalformedFrame",
+    "Downlink",
+    "describe_downlink",
     "UNREADABLE_ID",
     "MAX_MESSAGE_ID",
     "parse",
@@ -165,6 +170,41 @@ def _unanswerable(description: str, message_id: str | None) -> MalformedFrame:
 def _short(value: Any) -> str:
     text = orjson.dumps(value).decode()
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+@dataclass(frozen=True, slots=True)
+class Downlink:
+    """A frame for a charge point and what it is: the gateway queues a CALL
+    behind an unanswered one by ``message_id`` and writes the others at once."""
+
+    kind: MessageType
+    message_id: str
+    frame: bytes
+
+
+def describe_downlink(frame: bytes) -> Downlink:
+    """Read a downlink frame's MessageTypeId and message id; ValueError if it
+    has no such pair (no charge point could make sense of it).
+
+    Only the first two elements are judged: the rest is the sender's
+    business, checked where the frame was made.
+    """
+    try:
+        message = orjson.loads(frame)
+    except orjson.JSONDecodeError:
+        raise ValueError("not valid JSON") from None
+    if not isinstance(message, list) or not message:
+        raise ValueError("not a non-empty JSON array")
+    kind = message[0]
+    if type(kind) is not int or kind not in _KINDS:
+        raise ValueError(f"unknown MessageTypeId {_short(kind)}")
+    message_id = _message_id(message)
+    if message_id is None:
+        raise ValueError(f"messageId must be a string of 1 to {MAX_MESSAGE_ID} characters")
+    return Downlink(_KINDS[kind], message_id, frame)
+
+
+_KINDS = {kind.value: kind for kind in MessageType}
 
 
 def encode_call(message_id: str, action: str, payload: dict[str, Any]) -> bytes:

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ocppj import (
+    Downlink,
     InvalidIdentity,
+    MessageType,
     OcppError,
     OcppVersion,
     check_identity,
@@ -210,7 +212,10 @@ class Commands:
             PendingCall(charge_point_id, message_id, action, payload, expires_at)
         )
         try:
-            await services.outbound.send(charge_point_id, encode_call(message_id, action, payload))
+            frame = encode_call(message_id, action, payload)
+            await services.outbound.send(
+                charge_point_id, Downlink(MessageType.CALL, message_id, frame)
+            )
         except ChargePointOffline:
             await services.pending.take(charge_point_id, message_id, now=0.0)
             raise

@@ -15,8 +15,10 @@ from ocppj import (
     Call,
     CallError,
     CallResult,
+    Downlink,
     InternalError,
     MalformedFrame,
+    MessageType,
     OcppError,
     OcppVersion,
     encode_call_result,
@@ -61,7 +63,17 @@ class Processor:
         self._catalogs = {version: SchemaCatalog(version) for version in OcppVersion}
 
     async def handle(self, charge_point_id: str, subprotocol: str, frame: bytes) -> bytes | None:
-        """Process one frame a charge point sent; return the frame to send back, if any."""
+        """Process one frame a charge point sent; return the frame to send back, if any.
+
+        For the adapters that forward bytes (MQTT, IoT Core); ``reply`` says
+        what the frame is as well.
+        """
+        reply = await self.reply(charge_point_id, subprotocol, frame)
+        return None if reply is None else reply.frame
+
+    async def reply(self, charge_point_id: str, subprotocol: str, frame: bytes) -> Downlink | None:
+        """Process one frame a charge point sent; the answer to send back, if
+        any, described (the in-process bus hands it to the gateway as it is)."""
         try:
             version = version_for(subprotocol)
         except KeyError:
@@ -77,13 +89,13 @@ class Processor:
                 "malformed frame",
                 extra={"chargePointId": charge_point_id, "error": exc.error.code_for(version)},
             )
-            return encode_error(exc.error, exc.message_id, version) if exc.answer else None
+            return _error(exc.error, exc.message_id, version) if exc.answer else None
         if isinstance(message, Call):
             return await self._call(charge_point_id, version, message)
         await self._answer(charge_point_id, version, message)
         return None
 
-    async def _call(self, charge_point_id: str, version: OcppVersion, call: Call) -> bytes:
+    async def _call(self, charge_point_id: str, version: OcppVersion, call: Call) -> Downlink:
         ctx = Context(charge_point_id, version, call.message_id, self._services)
         try:
             route = self._router.route(version, call.action)
@@ -99,14 +111,14 @@ class Processor:
                     "details": error.details,
                 },
             )
-            return encode_error(error, call.message_id, version)
+            return _error(error, call.message_id, version)
         except Exception:
             if self._raise_failures:
                 raise
             log.exception(
                 "handler failed", extra={"chargePointId": charge_point_id, "action": call.action}
             )
-            return encode_error(InternalError("internal error"), call.message_id, version)
+            return _error(InternalError("internal error"), call.message_id, version)
         try:
             route.response.check(response)
         except OcppError as error:
@@ -118,8 +130,10 @@ class Processor:
                     "details": error.details,
                 },
             )
-            return encode_error(InternalError("internal error"), call.message_id, version)
-        return encode_call_result(call.message_id, response)
+            return _error(InternalError("internal error"), call.message_id, version)
+        return Downlink(
+            MessageType.CALLRESULT, call.message_id, encode_call_result(call.message_id, response)
+        )
 
     async def _answer(
         self, charge_point_id: str, version: OcppVersion, message: CallResult | CallError
@@ -171,3 +185,7 @@ class Processor:
         )
         if self._on_answer is not None:
             self._on_answer(answer)
+
+
+def _error(error: OcppError, message_id: str, version: OcppVersion) -> Downlink:
+    return Downlink(MessageType.CALLERROR, message_id, encode_error(error, message_id, version))

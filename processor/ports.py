@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from ocppj import Downlink
+
 __all__ = [
     "ChargePointOffline",
     "Clock",
@@ -121,8 +123,12 @@ class Outbound(Protocol):
         """The subprotocol of the charger's connection, or None if it is offline."""
         ...
 
-    async def send(self, charge_point_id: str, frame: bytes) -> None:
-        """Send a frame; raise ``ChargePointOffline`` if there is no connection."""
+    async def send(self, charge_point_id: str, downlink: Downlink) -> None:
+        """Send a frame; raise ``ChargePointOffline`` if there is no connection.
+
+        The frame comes described: a gateway in the same process queues a
+        CALL by its message id without reading the bytes again.
+        """
         ...
 
 

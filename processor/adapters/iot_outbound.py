@@ -22,7 +22,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ocppj import DEFAULT_PREFIX, downlink_topic, uplink_subscription
+from ocppj import DEFAULT_PREFIX, Downlink, downlink_topic, uplink_subscription
 
 from ..ports import ChargePointOffline, ShadowStore
 from ._presence import Connection, find_connection
@@ -56,7 +56,7 @@ class IotOutbound:
         connection = await self.connection(charge_point_id)
         return None if connection is None else connection.protocol
 
-    async def send(self, charge_point_id: str, frame: bytes) -> None:
+    async def send(self, charge_point_id: str, downlink: Downlink) -> None:
         connection = await self.connection(charge_point_id)
         if connection is None:
             raise ChargePointOffline(f"charge point {charge_point_id!r} is not connected")
@@ -65,7 +65,7 @@ class IotOutbound:
             self._prefix,
             connection.route,
             charge_point_id,
-            frame,
+            downlink.frame,
             executor=self._executor,
         )
 

@@ -11,6 +11,8 @@ import itertools
 from datetime import datetime
 from typing import Any
 
+from ocppj import Downlink
+
 from ..ports import ChargePointOffline, Clock, PendingCall, TransactionEvent
 from ..shadow import apply_update
 
@@ -83,10 +85,10 @@ class MemoryOutbound:
     async def subprotocol(self, charge_point_id: str) -> str | None:
         return self.connections.get(charge_point_id)
 
-    async def send(self, charge_point_id: str, frame: bytes) -> None:
+    async def send(self, charge_point_id: str, downlink: Downlink) -> None:
         if charge_point_id not in self.connections:
             raise ChargePointOffline(f"{charge_point_id} is not connected")
-        self.sent.append((charge_point_id, frame))
+        self.sent.append((charge_point_id, downlink.frame))
 
 
 class SequentialIds:

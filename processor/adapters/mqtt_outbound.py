@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
-from ocppj import DEFAULT_PREFIX, downlink_topic, uplink_subscription
+from ocppj import DEFAULT_PREFIX, Downlink, downlink_topic, uplink_subscription
 
 from ..ports import ChargePointOffline, ShadowStore
 from ._presence import Connection, connection_record, find_connection
@@ -72,14 +72,14 @@ class MqttOutbound:
         connection = await self.connection(charge_point_id)
         return None if connection is None else connection.protocol
 
-    async def send(self, charge_point_id: str, frame: bytes) -> None:
+    async def send(self, charge_point_id: str, downlink: Downlink) -> None:
         connection = await self.connection(charge_point_id)
         if connection is None:
             raise ChargePointOffline(f"charge point {charge_point_id!r} is not connected")
         if self._publisher is None:
             raise RuntimeError("MqttOutbound has no publisher attached")
         topic = downlink_topic(self._prefix, connection.route, charge_point_id)
-        await self._publisher.publish(topic, frame)
+        await self._publisher.publish(topic, downlink.frame)
         log.debug("frame sent", extra={"chargePointId": charge_point_id, "route": connection.route})
 
     async def connection(self, charge_point_id: str) -> Connection | None:

@@ -13,7 +13,7 @@ import websockets
 
 from gateway import GatewayConfig, GatewayServer, InProcessBus
 from ocppgw import run_embedded
-from ocppj import ChargePointAccess
+from ocppj import ChargePointAccess, Downlink, MessageType
 
 from ..conftest import _EPOCH, dev_settings
 
@@ -42,11 +42,12 @@ async def test_a_saturated_bus_pauses_reading_until_it_drains() -> None:
     release = asyncio.Event()
     handled: list[bytes] = []
 
-    async def slow_processor(cp: str, protocol: str, frame: bytes) -> bytes | None:
+    async def slow_processor(cp: str, protocol: str, frame: bytes) -> Downlink | None:
         await release.wait()
         handled.append(frame)
         message_id = orjson.loads(frame)[1]
-        return orjson.dumps([3, message_id, {"currentTime": "2026-01-01T00:00:00Z"}])
+        answer = orjson.dumps([3, message_id, {"currentTime": "2026-01-01T00:00:00Z"}])
+        return Downlink(MessageType.CALLRESULT, message_id, answer)
 
     bus = InProcessBus(slow_processor, workers=1, capacity=8)
     gateway = GatewayServer(GatewayConfig(host="127.0.0.1", port=0), find_any, bus)
@@ -87,11 +88,12 @@ async def test_a_storm_of_first_frames_waits_for_the_bus_instead_of_being_refuse
     release = asyncio.Event()
     handled: list[bytes] = []
 
-    async def slow_processor(cp: str, protocol: str, frame: bytes) -> bytes | None:
+    async def slow_processor(cp: str, protocol: str, frame: bytes) -> Downlink | None:
         await release.wait()
         handled.append(frame)
         message_id = orjson.loads(frame)[1]
-        return orjson.dumps([3, message_id, {"currentTime": "2026-01-01T00:00:00Z"}])
+        answer = orjson.dumps([3, message_id, {"currentTime": "2026-01-01T00:00:00Z"}])
+        return Downlink(MessageType.CALLRESULT, message_id, answer)
 
     bus = InProcessBus(slow_processor, workers=1, capacity=8)
     # Pings every 0.2 s with 0.2 s to answer: the hold below outlasts both.
@@ -151,7 +153,7 @@ async def test_a_storm_of_first_frames_waits_for_the_bus_instead_of_being_refuse
 
 
 async def test_a_charger_that_does_not_read_is_disconnected() -> None:
-    async def nothing(cp: str, protocol: str, frame: bytes) -> bytes | None:
+    async def nothing(cp: str, protocol: str, frame: bytes) -> Downlink | None:
         return None
 
     bus = InProcessBus(nothing)
@@ -177,8 +179,9 @@ async def test_a_charger_that_does_not_read_is_disconnected() -> None:
         assert b"101" in await asyncio.wait_for(loop.sock_recv(sock, 1024), 5)
         # Answers, not commands: commands would wait in line one at a time.
         frame = orjson.dumps([3, "x", {"status": "Accepted", "data": "y" * 60_000}])
+        answer = Downlink(MessageType.CALLRESULT, "x", frame)
         for _ in range(400):  # at most 24 MB, far more than any socket buffer
-            if not gateway.deliver("SLOW", frame):
+            if not gateway.deliver("SLOW", answer):
                 break
             await asyncio.sleep(0)
         assert gateway.metrics.errors["slow reader"] == 1
@@ -187,7 +190,7 @@ async def test_a_charger_that_does_not_read_is_disconnected() -> None:
                 break
             await asyncio.sleep(0.01)
         assert gateway.connection_count == 0
-        assert gateway.deliver("SLOW", frame) is False
+        assert gateway.deliver("SLOW", answer) is False
         assert gateway.metrics.errors["downlink for a charge point not here"] >= 1
     finally:
         sock.close()

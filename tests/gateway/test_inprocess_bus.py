@@ -5,27 +5,34 @@ import asyncio
 import pytest
 
 from gateway import BusFull, InProcessBus
+from ocppj import Downlink, MessageType
 
 
 async def test_frames_reach_the_handler_and_answers_reach_deliver() -> None:
-    delivered: list[tuple[str, bytes]] = []
+    delivered: list[tuple[str, Downlink]] = []
 
-    async def handle(cp: str, protocol: str, frame: bytes) -> bytes | None:
-        return None if frame == b"quiet" else protocol.encode() + b":" + frame
+    async def handle(cp: str, protocol: str, frame: bytes) -> Downlink | None:
+        if frame == b"quiet":
+            return None
+        return Downlink(MessageType.CALLRESULT, frame.decode(), protocol.encode() + b":" + frame)
 
     bus = InProcessBus(handle, workers=2)
-    await bus.start(lambda cp, frame: delivered.append((cp, frame)) is None)
+    await bus.start(lambda cp, downlink: delivered.append((cp, downlink)) is None)
     bus.publish("CP1", "ocpp1.6", b"a")
     bus.publish("CP2", "ocpp2.0.1", b"quiet")
     bus.publish("CP2", "ocpp2.0.1", b"b")
     await bus.close(timeout=5)
-    assert sorted(delivered) == [("CP1", b"ocpp1.6:a"), ("CP2", b"ocpp2.0.1:b")]
+    # The answer reaches deliver as the handler described it.
+    assert sorted((cp, d.kind, d.message_id, d.frame) for cp, d in delivered) == [
+        ("CP1", MessageType.CALLRESULT, "a", b"ocpp1.6:a"),
+        ("CP2", MessageType.CALLRESULT, "b", b"ocpp2.0.1:b"),
+    ]
 
 
 async def test_a_full_bus_refuses_instead_of_growing() -> None:
     release = asyncio.Event()
 
-    async def handle(cp: str, protocol: str, frame: bytes) -> bytes | None:
+    async def handle(cp: str, protocol: str, frame: bytes) -> Downlink | None:
         await release.wait()
         return None
 
@@ -46,7 +53,7 @@ async def test_a_full_bus_refuses_instead_of_growing() -> None:
 async def test_a_failing_handler_does_not_stop_the_workers() -> None:
     seen: list[bytes] = []
 
-    async def handle(cp: str, protocol: str, frame: bytes) -> bytes | None:
+    async def handle(cp: str, protocol: str, frame: bytes) -> Downlink | None:
         if frame == b"boom":
             raise RuntimeError("handler bug")
         seen.append(frame)
@@ -61,7 +68,7 @@ async def test_a_failing_handler_does_not_stop_the_workers() -> None:
 
 
 async def test_close_gives_up_after_the_deadline() -> None:
-    async def handle(cp: str, protocol: str, frame: bytes) -> bytes | None:
+    async def handle(cp: str, protocol: str, frame: bytes) -> Downlink | None:
         await asyncio.sleep(60)
         return None
 

@@ -9,11 +9,14 @@ from ocppj import (
     Call,
     CallError,
     CallResult,
+    Downlink,
     FormatViolation,
     MalformedFrame,
+    MessageType,
     MessageTypeNotSupported,
     OccurrenceConstraintViolation,
     OcppVersion,
+    describe_downlink,
     encode_call,
     encode_call_error,
     encode_call_result,
@@ -79,3 +82,47 @@ def test_encode_error_uses_the_versions_spelling_and_caps_the_description() -> N
     assert frame[:3] == [4, "m", "OccurenceConstraintViolation"]
     assert len(frame[3]) == 255
     assert frame[4] == {"path": "x"}
+
+
+# -- describe_downlink ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("frame", "kind", "message_id"),
+    [
+        (encode_call("c1", "Reset", {"type": "Soft"}), MessageType.CALL, "c1"),
+        (encode_call_result("r1", {}), MessageType.CALLRESULT, "r1"),
+        (encode_call_error("e1", "GenericError", "busy"), MessageType.CALLERROR, "e1"),
+        (b' [2, "spaced", "Reset", {}]', MessageType.CALL, "spaced"),
+        # Only type and id are judged: the rest is the maker's business.
+        (b'[3,"short"]', MessageType.CALLRESULT, "short"),
+    ],
+)
+def test_describe_downlink_reads_the_type_and_the_id(
+    frame: bytes, kind: MessageType, message_id: str
+) -> None:
+    assert describe_downlink(frame) == Downlink(kind, message_id, frame)
+
+
+@pytest.mark.parametrize(
+    ("frame", "reason"),
+    [
+        (b"not json", "not valid JSON"),
+        (b"\xff\xfe", "not valid JSON"),
+        (b"", "not valid JSON"),
+        (b"{}", "non-empty JSON array"),
+        (b"[]", "non-empty JSON array"),
+        (b'"[2"', "non-empty JSON array"),
+        (b'[7,"m",{}]', "unknown MessageTypeId 7"),
+        (b'["2","m","Reset",{}]', "unknown MessageTypeId"),
+        (b'[true,"m",{}]', "unknown MessageTypeId true"),
+        (b'[2.0,"m","Reset",{}]', "unknown MessageTypeId"),
+        (b"[2]", "messageId"),
+        (b'[2,42,"Reset",{}]', "messageId"),
+        (b'[3,"",{}]', "messageId"),
+        (b'[2,"' + b"x" * 37 + b'","Reset",{}]', "messageId"),
+    ],
+)
+def test_describe_downlink_refuses_what_no_charger_could_read(frame: bytes, reason: str) -> None:
+    with pytest.raises(ValueError, match=reason):
+        describe_downlink(frame)

@@ -22,6 +22,7 @@ import gmqtt
 
 from gateway.mqtt_bus import MqttBus
 from gateway.mqtt_settings import MqttSettings
+from ocppj import Downlink
 
 #: Every wait in these tests ends within this many seconds.
 WAIT = 10.0
@@ -180,15 +181,18 @@ class Backend:
 
 
 class Delivered:
-    """The gateway's side of downlinks: records ``deliver(cp, frame)``."""
+    """The gateway's side of downlinks: records ``deliver(cp, downlink)``
+    (the frames, and the downlinks as the bus described them)."""
 
     def __init__(self, connected: bool = True) -> None:
         self.frames: list[tuple[str, bytes]] = []
+        self.downlinks: list[tuple[str, Downlink]] = []
         self.connected = connected
         self.drained = 0
 
-    def __call__(self, charge_point_id: str, frame: bytes) -> bool:
-        self.frames.append((charge_point_id, frame))
+    def __call__(self, charge_point_id: str, downlink: Downlink) -> bool:
+        self.frames.append((charge_point_id, downlink.frame))
+        self.downlinks.append((charge_point_id, downlink))
         return self.connected
 
     def on_drained(self) -> None:

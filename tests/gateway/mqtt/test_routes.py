@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 
 import orjson
+import pytest
 
 from gateway.mqtt_bus import MqttBus
 from ocppj import (
+    Downlink,
+    MessageType,
     downlink_topic,
     parse_presence,
     parse_uplink,
@@ -76,6 +80,31 @@ async def test_a_downlink_on_a_route_reaches_deliver_with_the_decoded_identity(
             expected.append((cp, frame))
         await eventually(lambda: len(delivered.frames) >= len(expected))
         assert sorted(delivered.frames) == sorted(expected)
+        # Described once, here: the gateway queues these CALLs by their ids.
+        assert sorted((cp, d.kind, d.message_id) for cp, d in delivered.downlinks) == sorted(
+            (cp, MessageType.CALL, f"d{n}") for n, cp in enumerate(AWKWARD)
+        )
+
+
+async def test_a_downlink_that_is_no_ocpp_j_message_is_dropped_with_a_warning(
+    broker: Broker, backend: Backend, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    bus = MqttBus(settings(broker, prefix))
+    with caplog.at_level(logging.WARNING, logger="gateway.mqtt_bus"):
+        async with running(bus) as delivered:
+            bus.announce("CP001", "ocpp1.6", connected=True)
+            topic = downlink_topic(prefix, "gw-test.0", "CP001")
+            for junk in (b"not json", b"[]", b'[7,"m",{}]', b"[3,42,{}]", b'{"a":1}'):
+                backend.publish(topic, junk)
+            backend.publish(topic, b'[4,"e","GenericError","",{}]')
+            await eventually(lambda: len(delivered.frames) >= 1)
+    assert delivered.downlinks == [
+        ("CP001", Downlink(MessageType.CALLERROR, "e", b'[4,"e","GenericError","",{}]'))
+    ]
+    warning = "downlink dropped: not an OCPP-J message"
+    dropped = [r for r in caplog.records if r.getMessage() == warning]
+    assert len(dropped) == 5
+    assert {getattr(r, "chargePointId", None) for r in dropped} == {"CP001"}
 
 
 async def test_a_downlink_for_another_route_or_a_malformed_topic_is_not_delivered(
@@ -199,7 +228,7 @@ async def test_deliver_answering_false_or_failing_does_not_stop_downlinks(
     await bus.start(deliver)
     try:
         for cp in ("gone", "boom", "CP001"):
-            backend.publish(downlink_topic(prefix, "gw-test.0", cp), b"[]")
+            backend.publish(downlink_topic(prefix, "gw-test.0", cp), b'[2,"m","Reset",{}]')
         await eventually(lambda: len(calls) >= 3)
         assert calls == ["gone", "boom", "CP001"]
     finally:

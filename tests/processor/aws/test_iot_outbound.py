@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from moto.iotdata.models import iotdata_backends
 
-from ocppj import downlink_topic
+from ocppj import Downlink, MessageType, downlink_topic
 from processor.adapters.iot_outbound import IotOutbound, PublishError, publish_reply
 from processor.adapters.iot_shadow import IotShadowStore
 from processor.adapters.thing_names import thing_name
@@ -26,6 +26,7 @@ from ...moto_support import ACCOUNT, REGION
 from .conftest import make_client
 
 FRAME = b'[2,"m1","RemoteStartTransaction",{"idTag":"ABC","connectorId":1}]'
+COMMAND = Downlink(MessageType.CALL, "m1", FRAME)
 
 
 def published(prefix: str) -> list[tuple[str, bytes]]:
@@ -78,7 +79,7 @@ async def test_send_publishes_to_the_route_holding_the_charger(
     client.meta.events.register(
         "before-send.iot-data.Publish", lambda request, **_: urls.append(request.url)
     )
-    await IotOutbound(client, shadows, prefix=unique).send(cp, FRAME)
+    await IotOutbound(client, shadows, prefix=unique).send(cp, COMMAND)
     topic = downlink_topic(unique, "gw-7f3a.2", cp)
     assert published(unique) == [(topic, FRAME)]
     assert topic.count("/") == 3
@@ -120,13 +121,13 @@ async def test_send_to_an_offline_charger_names_it(
     cp = charger(f"{unique}-RDAM 1")
     await shadows.update(cp, record)
     with pytest.raises(ChargePointOffline, match=f"'{unique}-RDAM 1'"):
-        await outbound.send(cp, FRAME)
+        await outbound.send(cp, COMMAND)
     assert published(unique) == []
 
 
 async def test_send_without_any_shadow_is_offline(outbound: IotOutbound, unique: str) -> None:
     with pytest.raises(ChargePointOffline, match=unique):
-        await outbound.send(unique, FRAME)
+        await outbound.send(unique, COMMAND)
 
 
 async def test_publish_reply_answers_on_the_given_route(iot_data: Any, unique: str) -> None:
