@@ -4,19 +4,19 @@ OCPP 2.0.1 says a CSMS SHALL NOT send a CALL before the previous one is
 answered or timed out (1.6: SHOULD NOT), so the gateway, which sees every
 frame of a connection, holds commands back here. Pure and synchronous: time
 comes in as ``now`` (the loop's monotonic clock) and frames go out as return
-values for the server to write.
+values for the caller (``gateway.downlink.Downlinks``) to write.
 
-Only CALLs the backend sends (``[2, ...]`` downlink) come here. CALLRESULTs
+Only CALLs the backend sends (downlinks of kind CALL) come here. CALLRESULTs
 and CALLERRORs the backend sends answer the *charger's* CALLs; they never wait
-behind ours (CALLs of the two sides may cross), so the server writes them at
+behind ours (CALLs of the two sides may cross), so they are written at
 once and must not route them through a ``CallQueue``. Conversely, every
 CALLRESULT or CALLERROR the *charger* sends is passed to ``answered``, which
 ignores ids it does not know.
 
-How the server holds it: one slot per connection, None while no command is in
+How the gateway holds it: one slot per connection, None while no command is in
 flight. The first command creates the queue (``send_or_queue`` returns the
 frame at once); the line itself (a list) is made only when a second command
-waits. When ``is_idle`` turns true the server sets the slot back to None.
+waits. When ``is_idle`` turns true the slot goes back to None.
 The queue belongs to the connection, so a command never outlives the session
 it was meant for: when a charge point reconnects it starts with nothing
 queued (a stale command delivered to a new session is a known bug class);
