@@ -1,14 +1,15 @@
-"""Fixtures shared by the suite: the whole system on a free port, and chargers.
+"""Fixtures shared by the suite: the whole system on a free port, chargers, brokers.
 
 Everything runs for real: the embedded system listens on 127.0.0.1 port 0,
-its state is a SQLite file in the test's tmp folder, and charge points are
-`websockets` clients (a WebSocket implementation independent of picows).
+its state is a SQLite file in the test's tmp folder, charge points are
+`websockets` clients (a WebSocket implementation independent of picows), and
+MQTT tests get a private Mosquitto (``tests/mosquitto.py``).
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 
 from ocppgw import DevSettings, EmbeddedSystem, run_embedded
+
+from . import mosquitto as _mosquitto
 
 REGISTERED = ("CP001", "CP002", "RDAM 123", "plus+id")
 
@@ -41,6 +44,22 @@ def dev_settings(data_dir: Path, **environ: str) -> DevSettings:
     }
     env["OCPP_DATA_DIR"] = str(data_dir)
     return DevSettings.from_env(env)
+
+
+@pytest.fixture
+def mosquitto_binary() -> str:
+    """The Mosquitto executable; the test is skipped, saying why, without one."""
+    found = _mosquitto.executable()
+    if found is None:
+        pytest.skip(_mosquitto.MISSING)
+    return found
+
+
+@pytest.fixture
+def mosquitto(mosquitto_binary: str, tmp_path: Path) -> Iterator[_mosquitto.Mosquitto]:
+    """A private, running Mosquitto on a free loopback port (no persistence)."""
+    with _mosquitto.Mosquitto(tmp_path / "mosquitto", binary=mosquitto_binary) as broker:
+        yield broker
 
 
 @pytest.fixture
