@@ -4,6 +4,12 @@ Everything runs for real: the embedded system listens on 127.0.0.1 port 0,
 its state is a SQLite file in the test's tmp folder, charge points are
 `websockets` clients (a WebSocket implementation independent of picows), and
 MQTT tests get a private Mosquitto (``tests/mosquitto.py``).
+
+The default run needs no external service and opens no connection beyond
+loopback. Tests that need the package index (building the Lambda package for
+arm64 downloads its wheels from PyPI) carry ``@pytest.mark.network`` and are
+skipped, saying so, unless pytest runs with ``--run-network``:
+``.venv/bin/pytest --run-network -m network`` runs just those.
 """
 
 from __future__ import annotations
@@ -25,6 +31,28 @@ from ocppgw import DevSettings, EmbeddedSystem, run_embedded
 from . import mosquitto as _mosquitto
 
 REGISTERED = ("CP001", "CP002", "RDAM 123", "plus+id")
+
+_RUN_NETWORK = "--run-network"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        _RUN_NETWORK,
+        action="store_true",
+        help="also run the tests marked 'network' (they download from PyPI)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip the ``network`` tests unless asked for: the default run is hermetic."""
+    if config.getoption(_RUN_NETWORK):
+        return
+    skip = pytest.mark.skip(
+        reason=f"needs the package index (PyPI); run with {_RUN_NETWORK} to include it"
+    )
+    for item in items:
+        if item.get_closest_marker("network") is not None:
+            item.add_marker(skip)
 
 
 def pytest_asyncio_loop_factories(
