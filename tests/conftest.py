@@ -9,7 +9,9 @@ The default run needs no external service and opens no connection beyond
 loopback. Tests that need the package index (building the Lambda package for
 arm64 downloads its wheels from PyPI) carry ``@pytest.mark.network`` and are
 skipped, saying so, unless pytest runs with ``--run-network``:
-``.venv/bin/pytest --run-network -m network`` runs just those.
+``.venv/bin/pytest --run-network -m network`` runs just those. Without the
+flag, a connection beyond loopback from the test process fails the test
+(``tests/hermetic.py``).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from websockets.asyncio.client import ClientConnection
 
 from ocppgw import DevSettings, EmbeddedSystem, run_embedded
 
+from . import hermetic
 from . import mosquitto as _mosquitto
 
 REGISTERED = ("CP001", "CP002", "RDAM 123", "plus+id")
@@ -41,6 +44,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="also run the tests marked 'network' (they download from PyPI)",
     )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not config.getoption(_RUN_NETWORK):
+        hermetic.install(f"mark it @pytest.mark.network and run it with {_RUN_NETWORK}")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
