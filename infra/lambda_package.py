@@ -7,7 +7,8 @@ wheels only, so it builds on any machine without Docker or an arm64 host.
 Version ranges come from ``pyproject.toml``, the one place they are pinned.
 
 A build is cached under ``infra/.build/`` by a digest of everything that goes
-into it; an unchanged tree costs nothing on the next ``pulumi up``.
+into it; an unchanged tree costs nothing on the next ``pulumi up``. Given a
+``wheelhouse`` (a folder of wheels), pip installs from it alone, offline.
 
 Run it alone with ``python -m infra.lambda_package [DEST]``.
 """
@@ -87,10 +88,15 @@ def build(
     cache: Path = REPOSITORY / "infra" / ".build",
     target: LambdaTarget = LAMBDA_TARGET,
     repository: Path = REPOSITORY,
+    wheelhouse: Path | None = None,
 ) -> Path:
-    """The package folder for ``target``, built unless the cache has it."""
+    """The package folder for ``target``, built unless the cache has it.
+
+    Dependencies come from the package index, or from ``wheelhouse`` only
+    (``pip --no-index --find-links``) when it is given.
+    """
     lines = requirements(repository / "pyproject.toml")
-    digest = _digest(repository, lines, target)
+    digest = _digest(repository, lines, target, wheelhouse)
     folder = cache / f"processor-{target.machine}-py{target.python_version}-{digest[:16]}"
     if (folder / ".complete").exists():
         return folder
@@ -98,7 +104,7 @@ def build(
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     try:
-        _pip_install(partial, lines, target)
+        _pip_install(partial, lines, target, wheelhouse)
         for package in SOURCES:
             shutil.copytree(
                 repository / package,
@@ -114,7 +120,10 @@ def build(
     return folder
 
 
-def _pip_install(folder: Path, lines: list[str], target: LambdaTarget) -> None:
+def _pip_install(
+    folder: Path, lines: list[str], target: LambdaTarget, wheelhouse: Path | None
+) -> None:
+    offline = ["--no-index", "--find-links", str(wheelhouse)] if wheelhouse else []
     command = [
         sys.executable,
         "-m",
@@ -131,6 +140,7 @@ def _pip_install(folder: Path, lines: list[str], target: LambdaTarget) -> None:
         "--python-version",
         target.python_version,
         "--only-binary=:all:",
+        *offline,
         *lines,
     ]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -141,9 +151,14 @@ def _pip_install(folder: Path, lines: list[str], target: LambdaTarget) -> None:
         )
 
 
-def _digest(repository: Path, lines: Iterable[str], target: LambdaTarget) -> str:
+def _digest(
+    repository: Path, lines: Iterable[str], target: LambdaTarget, wheelhouse: Path | None
+) -> str:
     sha = hashlib.sha256()
     sha.update(repr((list(lines), target)).encode())
+    if wheelhouse is not None:
+        # Other wheels may resolve to other versions: not the index's build.
+        sha.update(b"wheelhouse\0" + str(wheelhouse.resolve()).encode())
     for package in SOURCES:
         for path in sorted((repository / package).rglob("*")):
             if path.is_file() and "__pycache__" not in path.parts:

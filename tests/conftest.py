@@ -1,14 +1,23 @@
-"""Fixtures shared by the suite: the whole system on a free port, and chargers.
+"""Fixtures shared by the suite: the whole system on a free port, chargers, brokers.
 
 Everything runs for real: the embedded system listens on 127.0.0.1 port 0,
-its state is a SQLite file in the test's tmp folder, and charge points are
-`websockets` clients (a WebSocket implementation independent of picows).
+its state is a SQLite file in the test's tmp folder, charge points are
+`websockets` clients (a WebSocket implementation independent of picows), and
+MQTT tests get a private Mosquitto (``tests/mosquitto.py``).
+
+The default run needs no external service and opens no connection beyond
+loopback. Tests that need the package index (building the Lambda package for
+arm64 downloads its wheels from PyPI) carry ``@pytest.mark.network`` and are
+skipped, saying so, unless pytest runs with ``--run-network``:
+``.venv/bin/pytest --run-network -m network`` runs just those. Without the
+flag, a connection beyond loopback from the test process fails the test
+(``tests/hermetic.py``).
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,7 +30,37 @@ from websockets.asyncio.client import ClientConnection
 
 from ocppgw import DevSettings, EmbeddedSystem, run_embedded
 
+from . import hermetic
+from . import mosquitto as _mosquitto
+
 REGISTERED = ("CP001", "CP002", "RDAM 123", "plus+id")
+
+_RUN_NETWORK = "--run-network"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        _RUN_NETWORK,
+        action="store_true",
+        help="also run the tests marked 'network' (they download from PyPI)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not config.getoption(_RUN_NETWORK):
+        hermetic.install(f"mark it @pytest.mark.network and run it with {_RUN_NETWORK}")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip the ``network`` tests unless asked for: the default run is hermetic."""
+    if config.getoption(_RUN_NETWORK):
+        return
+    skip = pytest.mark.skip(
+        reason=f"needs the package index (PyPI); run with {_RUN_NETWORK} to include it"
+    )
+    for item in items:
+        if item.get_closest_marker("network") is not None:
+            item.add_marker(skip)
 
 
 def pytest_asyncio_loop_factories(
@@ -41,6 +80,22 @@ def dev_settings(data_dir: Path, **environ: str) -> DevSettings:
     }
     env["OCPP_DATA_DIR"] = str(data_dir)
     return DevSettings.from_env(env)
+
+
+@pytest.fixture
+def mosquitto_binary() -> str:
+    """The Mosquitto executable; the test is skipped, saying why, without one."""
+    found = _mosquitto.executable()
+    if found is None:
+        pytest.skip(_mosquitto.MISSING)
+    return found
+
+
+@pytest.fixture
+def mosquitto(mosquitto_binary: str, tmp_path: Path) -> Iterator[_mosquitto.Mosquitto]:
+    """A private, running Mosquitto on a free loopback port (no persistence)."""
+    with _mosquitto.Mosquitto(tmp_path / "mosquitto", binary=mosquitto_binary) as broker:
+        yield broker
 
 
 @pytest.fixture

@@ -1,12 +1,19 @@
-"""The Lambda footprint tool, small: it builds and runs the real package against moto."""
+"""The Lambda footprint tool, small: it builds and runs the real package against moto.
+
+It measures the deployable arm64 package too, whose wheels only the package
+index has: marked ``network`` (``--run-network``).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from bench.lambda_footprint import LIMIT_MB, measure
 
 
+@pytest.mark.network
 def test_a_few_sessions_fit_the_functions_memory(tmp_path: Path) -> None:
     summary = measure(tmp_path / "scratch", chargers=3, cache=tmp_path / "cache")
     # Presence, boot, two statuses, a session start and three readings each.

@@ -4,6 +4,7 @@ clients against the embedded system configured with short times."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -18,6 +19,7 @@ from ocppgw import EmbeddedSystem, run_embedded
 from processor.commands import RemoteStart, RemoteStop
 
 from ..conftest import _EPOCH, dev_settings
+from ..waiting import wait_until
 
 
 @pytest.fixture
@@ -40,6 +42,14 @@ async def quick(tmp_path: Path) -> AsyncIterator[EmbeddedSystem]:
 
 def url(system: EmbeddedSystem, cp: str) -> str:
     return f"ws://127.0.0.1:{system.port}/{cp}"
+
+
+def expired_in_line(system: EmbeddedSystem) -> int:
+    return system.gateway.metrics.errors["command expired in line"]
+
+
+def pings_received(caplog: pytest.LogCaptureFixture) -> int:
+    return sum(record.getMessage().startswith("< PING") for record in caplog.records)
 
 
 async def test_a_flood_is_slowed_then_disconnected_without_hurting_others(
@@ -92,21 +102,28 @@ async def test_a_command_that_waits_too_long_is_dropped(quick: EmbeddedSystem) -
         first = await quick.commands.remote_start(RemoteStart("CP001", "tag-1"))
         await quick.commands.remote_stop(RemoteStop("CP001", "tx-1"))
         assert orjson.loads(await asyncio.wait_for(ws.recv(), 5))[1] == first.message_id
-        await asyncio.sleep(0.8)  # the queued stop outlives its 0.5 s time-to-live
+        # The queued stop outlives its 0.5 s time-to-live: the sweep drops it.
+        await wait_until(lambda: expired_in_line(quick) == 1, what="the stop expired")
         await ws.send(orjson.dumps([3, first.message_id, {"status": "Accepted"}]).decode())
-        # The stale stop never reaches the charger; a ping may.
+        # The stale stop never reaches the charger (it would follow the answer
+        # at once); websockets answers the gateway's pings without returning them.
         with pytest.raises(TimeoutError):
-            while True:
-                frame = await asyncio.wait_for(ws.recv(), 0.5)
-                raise AssertionError(f"stale command delivered: {frame!r}")
+            frame = await asyncio.wait_for(ws.recv(), 0.3)
+            raise AssertionError(f"stale command delivered: {frame!r}")
     metrics = quick.gateway.render_metrics().decode()
     assert 'ocppgw_errors_total{kind="command expired in line"} 1' in metrics
 
 
-async def test_silent_chargers_are_pinged_and_zombies_dropped(quick: EmbeddedSystem) -> None:
+async def test_silent_chargers_are_pinged_and_zombies_dropped(
+    quick: EmbeddedSystem, caplog: pytest.LogCaptureFixture
+) -> None:
+    # websockets logs every frame it receives at DEBUG: the live charger's pings.
+    caplog.set_level(logging.DEBUG, logger="websockets.client")
     # A live charger: websockets answers pings by itself and stays connected.
     async with websockets.connect(url(quick, "CP001"), subprotocols=["ocpp1.6"]) as live:  # type: ignore[list-item]
-        await asyncio.sleep(1.5)  # several ping intervals
+        # The gateway pings again only once its last ping was answered
+        # (gateway.keepalive): a second ping means the first pong counted.
+        await wait_until(lambda: pings_received(caplog) >= 2, what="a second ping")
         await live.send(orjson.dumps([2, "still", "Heartbeat", {}]).decode())
         assert orjson.loads(await asyncio.wait_for(live.recv(), 5))[1] == "still"
 

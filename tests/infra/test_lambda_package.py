@@ -1,7 +1,9 @@
-"""The processor's Lambda package, built for real with pip from PyPI.
+"""The processor's Lambda package, built for real with pip.
 
-These tests download the processor's dependencies (about 20 MB, as
-installing the project does) for the Lambda's platform.
+The package for this machine is built offline, from wheels of what the test
+environment has installed (``wheelhouse.py``). The deployable arm64 package
+needs wheels that only the package index has (about 20 MB): that test is
+marked ``network`` and runs with ``--run-network``.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ def test_target_is_arm64_python_312_with_every_manylinux_level() -> None:
     assert "manylinux_2_28_aarch64" in platforms
 
 
+@pytest.mark.network
 def test_arm64_package_holds_the_sources_and_aarch64_wheels_only(lambda_cache: Path) -> None:
     folder = build(lambda_cache)
     assert (folder / "processor" / "aws_lambda.py").is_file()
@@ -83,14 +86,16 @@ def test_package_imports_the_handlers_with_nothing_else_on_the_path(
     assert result.stdout.strip() == "[]"
 
 
-def test_a_changed_source_makes_a_new_package(lambda_cache: Path, tmp_path: Path) -> None:
+def test_a_changed_source_makes_a_new_package(
+    lambda_cache: Path, local_wheelhouse: Path, tmp_path: Path
+) -> None:
     copy = tmp_path / "repo"
     for name in ("ocppj", "processor"):
         (copy / name).mkdir(parents=True)
         (copy / name / "__init__.py").write_text("")
     (copy / "pyproject.toml").write_text((REPOSITORY / "pyproject.toml").read_text())
-    first = build(lambda_cache, LOCAL_TARGET, repository=copy)
+    first = build(lambda_cache, LOCAL_TARGET, repository=copy, wheelhouse=local_wheelhouse)
     (copy / "processor" / "__init__.py").write_text("# changed\n")
-    second = build(lambda_cache, LOCAL_TARGET, repository=copy)
+    second = build(lambda_cache, LOCAL_TARGET, repository=copy, wheelhouse=local_wheelhouse)
     assert first != second
     assert (second / "processor" / "__init__.py").read_text() == "# changed\n"

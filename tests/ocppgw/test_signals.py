@@ -40,7 +40,7 @@ async def test_sigterm_closes_chargers_with_1001_and_exits(tmp_path: Path) -> No
         stderr=asyncio.subprocess.PIPE,
     )
     try:
-        for _ in range(100):  # bounded: up to 10 s to start
+        for _ in range(500):  # bounded: up to 10 s to start
             try:
                 ws = await websockets.connect(
                     f"ws://127.0.0.1:{port}/CP001",
@@ -48,7 +48,7 @@ async def test_sigterm_closes_chargers_with_1001_and_exits(tmp_path: Path) -> No
                 )
                 break
             except OSError:
-                await asyncio.sleep(0.1)
+                await asyncio.sleep(0.02)
         else:
             pytest.fail("ocppgw dev did not start")
         await ws.send(orjson.dumps([2, "1", "Heartbeat", {}]).decode())

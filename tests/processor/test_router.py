@@ -2,9 +2,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import jsonschema_rs
 import pytest
 
-from ocppj import NotImplementedAction, NotSupported, OcppVersion
+from ocppj import NotImplementedAction, NotSupported, OcppError, OcppVersion
 from processor import Context, HandlerSet, Router, build_router
 
 V16, V201 = OcppVersion.V16, OcppVersion.V201
@@ -43,14 +44,27 @@ def test_registration_refuses_unknown_actions_and_duplicates() -> None:
         router.add(V16, "Heartbeat", answer)
 
 
-def test_validators_are_compiled_at_registration() -> None:
+def test_validators_are_compiled_at_registration(monkeypatch: pytest.MonkeyPatch) -> None:
+    compiled: list[Any] = []
+    compile_schema = jsonschema_rs.validator_for
+
+    def counting(schema: Any, **options: Any) -> Any:
+        compiled.append(schema)
+        return compile_schema(schema, **options)
+
+    monkeypatch.setattr(jsonschema_rs, "validator_for", counting)
     router = Router()
     router.add(V201, "Heartbeat", answer)
+    # Registration compiles the request and the response schema...
+    assert len(compiled) == 2
     route = router.route(V201, "Heartbeat")
-    # The same compiled objects serve every call.
+    # ...and the same compiled objects serve every call: calls compile nothing.
     assert router.route(V201, "Heartbeat").request is route.request
     route.request.check({})
     route.response.check({"currentTime": "2026-01-01T00:00:00.000Z"})
+    with pytest.raises(OcppError):
+        router.route(V201, "Heartbeat").request.check({"unexpected": 1})
+    assert len(compiled) == 2
 
 
 def test_the_system_router_handles_the_core_profile() -> None:

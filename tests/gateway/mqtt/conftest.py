@@ -1,8 +1,9 @@
 """Fixtures of the MQTT bus tests: a private Mosquitto per test, and a backend.
 
-Every test gets its own broker on a free loopback port (started and killed
-here, so a test may stop and restart it) and its own topic prefix. Without a
-Mosquitto executable the tests are skipped, saying so.
+Every test gets its own broker on a free loopback port (``tests/mosquitto.py``,
+started and stopped here, so a test may stop and restart it) and its own
+topic prefix. Without a Mosquitto executable the tests are skipped, saying so
+(the ``mosquitto_binary`` fixture of ``tests/conftest.py``).
 """
 
 from __future__ import annotations
@@ -14,22 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from .support import Backend, Broker, mosquitto_executable
+from .support import Backend, Broker
 
 _prefixes = itertools.count(1)
 
 
 @pytest.fixture
-def mosquitto() -> str:
-    executable = mosquitto_executable()
-    if executable is None:
-        pytest.skip("mosquitto is not installed (apt install mosquitto / brew install mosquitto)")
-    return executable
-
-
-@pytest.fixture
-async def broker(mosquitto: str, tmp_path: Path) -> AsyncIterator[Broker]:
-    running = Broker(mosquitto, tmp_path)
+async def broker(mosquitto_binary: str, tmp_path: Path) -> AsyncIterator[Broker]:
+    running = Broker(mosquitto_binary, tmp_path / "broker")
     await running.start()
     try:
         yield running

@@ -8,10 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import getpass
-import os
-import shutil
-import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -24,23 +20,23 @@ from gateway.mqtt_bus import MqttBus
 from gateway.mqtt_settings import MqttSettings
 from ocppj import Downlink
 
+from ...mosquitto import Mosquitto, free_port
+
+__all__ = [
+    "WAIT",
+    "Backend",
+    "Broker",
+    "Delivered",
+    "Proxy",
+    "Received",
+    "eventually",
+    "free_port",
+    "running",
+    "settings",
+]
+
 #: Every wait in these tests ends within this many seconds.
 WAIT = 10.0
-
-_SEARCH = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto", "/opt/homebrew/sbin/mosquitto")
-
-
-def mosquitto_executable() -> str | None:
-    found = shutil.which("mosquitto")
-    if found:
-        return found
-    return next((path for path in _SEARCH if os.access(path, os.X_OK)), None)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def eventually(condition: Callable[[], bool], timeout: float = WAIT) -> None:
@@ -53,66 +49,26 @@ async def eventually(condition: Callable[[], bool], timeout: float = WAIT) -> No
 
 
 class Broker:
-    """A private Mosquitto: ``start()``, ``stop()`` and ``start()`` again on the same port."""
+    """A private Mosquitto whose persistent sessions survive a restart, driven
+    from the event loop: ``await start()``, ``await stop()``, ``await start()``
+    again on the same port, while the bus under test keeps running."""
 
     def __init__(self, executable: str, folder: Path, extra: str = "") -> None:
-        self.port = free_port()
-        self.folder = folder
-        self.config = folder / "mosquitto.conf"
-        lines = [
-            f"listener {self.port} 127.0.0.1",
-            "allow_anonymous true",
-            # Sessions and queued messages of persistent clients (the test
-            # backend) survive a restart, as a production broker's do.
-            "persistence true",
-            f"persistence_location {folder}/",
-            "autosave_interval 0",
-        ]
-        if os.geteuid() == 0:
-            # As root Mosquitto would switch to its own user, which cannot
-            # read the test's private folder.
-            lines.append(f"user {getpass.getuser()}")
-        self.config.write_text("\n".join(lines) + "\n" + extra)
-        self._executable = executable
-        self._process: asyncio.subprocess.Process | None = None
+        self.mosquitto = Mosquitto(folder, persistence=True, extra=extra, binary=executable)
+
+    @property
+    def port(self) -> int:
+        return self.mosquitto.port
 
     @property
     def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
+        return self.mosquitto.url
 
     async def start(self) -> None:
-        log = (self.folder / "mosquitto.log").open("ab")
-        self._process = await asyncio.create_subprocess_exec(
-            self._executable,
-            "-c",
-            str(self.config),
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=log,
-        )
-        log.close()
-        deadline = time.monotonic() + WAIT
-        while True:
-            try:
-                _, writer = await asyncio.open_connection("127.0.0.1", self.port)
-            except OSError:
-                if self._process.returncode is not None or time.monotonic() > deadline:
-                    output = (self.folder / "mosquitto.log").read_text(errors="replace")
-                    raise RuntimeError(f"mosquitto did not start:\n{output}") from None
-                await asyncio.sleep(0.02)
-            else:
-                writer.close()
-                return
+        await asyncio.to_thread(self.mosquitto.start)
 
     async def stop(self) -> None:
-        process, self._process = self._process, None
-        if process is None or process.returncode is not None:
-            return
-        process.terminate()
-        try:
-            await asyncio.wait_for(process.wait(), WAIT)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
+        await asyncio.to_thread(self.mosquitto.stop)
 
 
 def settings(broker: Broker, prefix: str, **overrides: Any) -> MqttSettings:

@@ -46,8 +46,10 @@ def ca() -> trustme.CA:
 
 
 @pytest.fixture
-async def tls_broker(mosquitto: str, tmp_path: Path, ca: trustme.CA) -> AsyncIterator[TlsBroker]:
-    running_broker = TlsBroker(mosquitto, tmp_path, ca)
+async def tls_broker(
+    mosquitto_binary: str, tmp_path: Path, ca: trustme.CA
+) -> AsyncIterator[TlsBroker]:
+    running_broker = TlsBroker(mosquitto_binary, tmp_path, ca)
     await running_broker.start()
     try:
         yield running_broker

@@ -1,23 +1,20 @@
 """A private Mosquitto per test, and gateways made of real MQTT sessions.
 
-Each test starts its own broker on a free loopback port (``mosquitto -c`` with
-a config written to the test's tmp folder) and uses a topic prefix of its own.
-Tests are skipped when the Mosquitto binary is not installed. Every wait is
-bounded: a test fails with a message rather than hang.
+Each test starts its own broker on a free loopback port (``tests/mosquitto.py``:
+``mosquitto -c`` with a config written to the test's tmp folder) and uses a
+topic prefix of its own. Tests are skipped when the Mosquitto binary is not
+installed. Every wait is bounded: a test fails with a message rather than hang.
 """
 
 from __future__ import annotations
 
 import asyncio
-import shutil
-import socket
-import subprocess
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import orjson
 import pytest
@@ -27,83 +24,29 @@ from ocppgw.worker import WorkerSettings
 from ocppj import downlink_subscription, parse_downlink, presence_topic, uplink_topic
 from processor.clock import rfc3339
 
-MOSQUITTO = shutil.which("mosquitto") or (
-    "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
-)
+from ...mosquitto import Mosquitto, free_port
+
+__all__ = [
+    "WAIT",
+    "Broker",
+    "FakeGateway",
+    "eventually",
+    "free_port",
+    "now_text",
+    "worker_settings",
+]
 
 #: Bound on every wait of these tests (seconds).
 WAIT = 10.0
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-class Broker:
-    """One Mosquitto process on a fixed port, which can be stopped and started again."""
-
-    def __init__(self, folder: Path) -> None:
-        assert MOSQUITTO is not None
-        self.binary = MOSQUITTO
-        self.folder = folder
-        self.port = free_port()
-        self._process: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        config = self.folder / "mosquitto.conf"
-        config.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-        )
-        self._log = (self.folder / "mosquitto.log").open("ab")
-        self._process = subprocess.Popen(
-            [self.binary, "-c", str(config)], stdout=self._log, stderr=subprocess.STDOUT
-        )
-        deadline = time.monotonic() + WAIT
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                break
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.02)
-        self.stop()
-        log = (self.folder / "mosquitto.log").read_text(errors="replace")
-        pytest.fail(f"mosquitto did not listen on {self.port}:\n{log}")
-
-    def stop(self) -> None:
-        if self._process is not None:
-            self._process.terminate()
-            try:
-                self._process.wait(WAIT)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait(WAIT)
-            self._process = None
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+#: The shared private broker of ``tests/mosquitto.py``, by the name these tests know.
+Broker = Mosquitto
 
 
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    if MOSQUITTO is None:
-        pytest.skip("the mosquitto binary is not installed (apt-get install mosquitto)")
-    running = Broker(tmp_path / "broker")
-    running.start()
-    try:
-        yield running
-    finally:
-        running.stop()
+def broker(mosquitto: Mosquitto) -> Mosquitto:
+    """This test's own running Mosquitto (the ``mosquitto`` fixture of ``tests/conftest.py``)."""
+    return mosquitto
 
 
 @pytest.fixture
