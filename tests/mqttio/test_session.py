@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from gmqtt.mqtt.constants import PubAckReasonCode
@@ -19,39 +17,22 @@ from mqttio import (
     Subscription,
     supervise,
 )
-from tests.processor.mqtt.conftest import MOSQUITTO, WAIT, Broker
+from tests.mosquitto import Mosquitto
+from tests.waiting import wait_until
 
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    if MOSQUITTO is None:
-        pytest.skip("the mosquitto binary is not installed (apt-get install mosquitto)")
-    running = Broker(tmp_path / "broker")
-    running.start()
-    try:
-        yield running
-    finally:
-        running.stop()
-
-
-async def wait_until(predicate: object, timeout: float = WAIT) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            pytest.fail("condition did not hold in time")
-        await asyncio.sleep(0.01)
+WAIT = 10.0
 
 
 def nothing(topic: str | bytes, payload: bytes, qos: int) -> int:
     return 0
 
 
-async def test_publishes_are_acknowledged_by_token_and_received(broker: Broker) -> None:
+async def test_publishes_are_acknowledged_by_token_and_received(mosquitto: Mosquitto) -> None:
     received: list[tuple[str | bytes, bytes]] = []
     acked: list[object] = []
     reader = Session("reader", on_message=lambda t, p, q: received.append((t, p)) or 0)
     writer = Session("writer", on_message=nothing, on_ack=acked.append)
-    address = BrokerAddress.parse(broker.url)
+    address = BrokerAddress.parse(mosquitto.url)
     await reader.start(address, subscriptions=[Subscription("t/#")], timeout=WAIT)
     await writer.start(address, timeout=WAIT)
     try:
@@ -67,29 +48,29 @@ async def test_publishes_are_acknowledged_by_token_and_received(broker: Broker) 
 
 
 async def test_a_lost_session_never_reconnects_by_itself_and_hands_back_what_it_held(
-    broker: Broker,
+    mosquitto: Mosquitto,
 ) -> None:
     lost = asyncio.Event()
     session = Session("lonely", on_message=nothing, on_lost=lost.set)
-    await session.start(BrokerAddress.parse(broker.url), timeout=WAIT)
-    broker.stop()
+    await session.start(BrokerAddress.parse(mosquitto.url), timeout=WAIT)
+    mosquitto.stop()
     await asyncio.wait_for(lost.wait(), WAIT)
     assert session.lost and not session.usable
     # What gmqtt would have done by now (its default delay is 6 s, ours is
     # short): a session must stay down, or it comes back as a zombie client
     # that fights its successor for the client id.
     session._client.set_config({"reconnect_delay": 0})
-    broker.start()
+    mosquitto.start()
     await asyncio.sleep(0.5)
     assert not session.usable
     assert session.unacknowledged() == []
     await session.close()
 
 
-async def test_unacknowledged_publishes_come_back_in_order(broker: Broker) -> None:
+async def test_unacknowledged_publishes_come_back_in_order(mosquitto: Mosquitto) -> None:
     session = Session("holder", on_message=nothing)
-    await session.start(BrokerAddress.parse(broker.url), timeout=WAIT)
-    broker.stop()
+    await session.start(BrokerAddress.parse(mosquitto.url), timeout=WAIT)
+    mosquitto.stop()
     await wait_until(lambda: session.lost)
     # Written into a closing transport: nothing acknowledges them.
     for n in range(3):
@@ -101,13 +82,13 @@ async def test_unacknowledged_publishes_come_back_in_order(broker: Broker) -> No
     await session.close()
 
 
-async def test_a_refused_subscription_fails_the_start_and_closes(broker: Broker) -> None:
+async def test_a_refused_subscription_fails_the_start_and_closes(mosquitto: Mosquitto) -> None:
     session = Session("bad-filter", on_message=nothing)
     # '#' must be the last level: Mosquitto refuses the filter, with a SUBACK
     # code or (as 2.0 does for a malformed filter) by closing the connection.
     with pytest.raises((ConnectError, ConnectionError)):
         await session.start(
-            BrokerAddress.parse(broker.url),
+            BrokerAddress.parse(mosquitto.url),
             subscriptions=[Subscription("a/#/b")],
             timeout=WAIT,
         )
@@ -123,9 +104,9 @@ async def test_an_unreachable_broker_fails_within_the_timeout() -> None:
 
 
 async def test_supervise_reconnects_with_a_fresh_session_after_a_broker_restart(
-    broker: Broker,
+    mosquitto: Mosquitto,
 ) -> None:
-    address = BrokerAddress.parse(broker.url)
+    address = BrokerAddress.parse(mosquitto.url)
     sessions: list[Session] = []
     served = asyncio.Event()
 
@@ -143,9 +124,9 @@ async def test_supervise_reconnects_with_a_fresh_session_after_a_broker_restart(
     try:
         await asyncio.wait_for(served.wait(), WAIT)
         served.clear()
-        broker.stop()
+        mosquitto.stop()
         await wait_until(lambda: sessions[0].lost)
-        broker.start()
+        mosquitto.start()
         await asyncio.wait_for(served.wait(), WAIT)
         assert len(sessions) == 2 and sessions[1] is not sessions[0]
         assert sessions[1].usable and not sessions[0].usable
