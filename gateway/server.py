@@ -97,13 +97,15 @@ class GatewayServer:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def loop_time(self) -> float:
-        assert self._loop is not None
+        if self._loop is None:
+            raise RuntimeError("GatewayServer.loop_time() before start()")
         return self._loop.time()
 
     @property
     def port(self) -> int:
         """The port actually listened on (useful with port 0)."""
-        assert self._server is not None, "start() first"
+        if self._server is None:
+            raise RuntimeError("GatewayServer.port before start()")
         return int(self._server.sockets[0].getsockname()[1])
 
     @property
@@ -391,7 +393,8 @@ class GatewayServer:
             return
         connection.pause_reading()
         self._paused.add(connection)
-        assert self._loop is not None
+        if self._loop is None:
+            raise RuntimeError("GatewayServer._pause_for() before start()")
         self._loop.call_later(delay, self._resume, connection)
 
     def _resume(self, connection: ChargePointConnection) -> None:
