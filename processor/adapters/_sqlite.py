@@ -38,6 +38,8 @@ CREATE TABLE IF NOT EXISTS transaction_events (
     event_type      TEXT NOT NULL,
     timestamp       TEXT NOT NULL,
     data            TEXT NOT NULL,
+    -- 1 once the event has changed the shadow (see Transactions.mark_applied).
+    applied         INTEGER NOT NULL DEFAULT 1,
     UNIQUE (charge_point_id, transaction_id, event_key)
 );
 -- 1.6 transaction ids: the rowid is the id, the start key makes it idempotent.
@@ -60,7 +62,11 @@ CREATE TABLE IF NOT EXISTS pending_calls (
 #: Columns added since a table was first created: (table, column, declaration).
 #: ``CREATE TABLE IF NOT EXISTS`` leaves an older file's table as it was, so
 #: these are added to it on opening.
-_ADDED_COLUMNS = (("charge_points", "password_hash", "TEXT"),)
+_ADDED_COLUMNS = (
+    ("charge_points", "password_hash", "TEXT"),
+    # Events recorded before this column counted as applied, as they did then.
+    ("transaction_events", "applied", "INTEGER NOT NULL DEFAULT 1"),
+)
 
 T = TypeVar("T")
 
