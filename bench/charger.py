@@ -253,7 +253,10 @@ class SimulatedCharger(WSListener):
     def call(self, action: str, payload: dict[str, Any]) -> asyncio.Future[list[Any]]:
         """Send a CALL; the future gets its CALLRESULT or CALLERROR array, or
         ConnectionError if the connection closes first."""
-        assert self.transport is not None and self._pending is None
+        if self.transport is None:
+            raise ConnectionError("call() on a charger that is not connected")
+        if self._pending is not None:
+            raise RuntimeError(f"call() while {self._pending.action} is still outstanding")
         reply: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
         self._counter += 1
         message_id = str(self._counter)
@@ -307,7 +310,8 @@ class SimulatedCharger(WSListener):
         return self._done
 
     def _next_heartbeat(self) -> None:
-        assert self._done is not None
+        if self._done is None:
+            raise RuntimeError("_next_heartbeat() before start_heartbeats()")
         if self._calls_left <= 0 or time.monotonic() >= self._deadline or self.transport is None:
             self._done.set_result(None)
             return
@@ -414,7 +418,8 @@ class SimulatedCharger(WSListener):
         return self.charging
 
     async def _meter_reading(self, rng: random.Random) -> None:
-        assert self.transaction_id is not None
+        if self.transaction_id is None:
+            raise RuntimeError("meter reading outside a transaction")
         power_w = rng.uniform(3_000.0, 11_000.0)
         self._meter_wh += int(power_w / 60)
         self._seq_no += 1
@@ -425,7 +430,8 @@ class SimulatedCharger(WSListener):
         )
 
     async def _end_session(self, *, remote: bool) -> None:
-        assert self.transaction_id is not None
+        if self.transaction_id is None:
+            raise RuntimeError("ending a session with no transaction")
         self._seq_no += 1
         transaction_id, self.transaction_id = self.transaction_id, None
         await self.exchange(
@@ -471,7 +477,8 @@ class SimulatedCharger(WSListener):
         action: str,
         reply: asyncio.Future[list[Any]] | None,
     ) -> None:
-        assert self.transport is not None
+        if self.transport is None:
+            raise ConnectionError("sending on a charger that is not connected")
         self._pending = _Pending(message_id, action, time.perf_counter_ns(), reply)
         self._recorder.sent[action] += 1
         self.transport.send(WSMsgType.TEXT, frame)

@@ -261,7 +261,8 @@ def wait_until_listening(server: GatewayProcess, what: str) -> None:
 
 def _wait_for_ready(server: GatewayProcess) -> None:
     stdout = server.process.stdout
-    assert stdout is not None
+    if stdout is None:
+        raise RuntimeError("the gateway process was started without a stdout pipe")
     deadline = time.monotonic() + START_TIMEOUT
     with selectors.DefaultSelector() as selector:
         selector.register(stdout, selectors.EVENT_READ)

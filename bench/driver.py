@@ -54,7 +54,8 @@ class _Generator:
     reader: asyncio.Task[None] | None = None
 
     async def read(self) -> None:
-        assert self.process.stdout is not None
+        if self.process.stdout is None:
+            raise RuntimeError("generator process started without a stdout pipe")
         while line := await self.process.stdout.readline():
             event = orjson.loads(line)
             if event["event"] == "progress":
@@ -116,7 +117,8 @@ class Fleet:
         """Send ``command`` to every process; their answers, in slice order."""
         line = orjson.dumps(command) + b"\n"
         for generator in self._generators:
-            assert generator.process.stdin is not None
+            if generator.process.stdin is None:
+                raise RuntimeError("generator process started without a stdin pipe")
             generator.process.stdin.write(line)
         async with asyncio.timeout(timeout + COMMAND_SLACK_S):
             answers = await asyncio.gather(*(g.events.get() for g in self._generators))

@@ -99,12 +99,14 @@ class Run:
 
     @property
     def fleet(self) -> Fleet:
-        assert self._fleet is not None
+        if self._fleet is None:
+            raise RuntimeError("Run.fleet outside `async with Run(...)`")
         return self._fleet
 
     @property
     def monitor(self) -> Monitor:
-        assert self._monitor is not None
+        if self._monitor is None:
+            raise RuntimeError("Run.monitor outside `async with Run(...)`")
         return self._monitor
 
     async def phase(

@@ -242,7 +242,8 @@ class AdmissionProtocol(asyncio.Protocol):
             if len(self._buffer) > MAX_REQUEST:
                 self._respond_and_close(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE)
             return
-        assert self._transport is not None
+        if self._transport is None:
+            raise RuntimeError("data_received() before connection_made()")
         self._transport.pause_reading()
         try:
             request = parse_request(bytes(self._buffer[:end]))

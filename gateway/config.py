@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,20 +108,39 @@ class GatewayConfig:
             raise ValueError("tls_client_ca: client certificates are profile 3 only")
 
     def _check_timing(self) -> None:
-        if self.registry_ttl < 0 or self.registry_negative_ttl < 0:
-            raise ValueError("registry_ttl: cache lifetimes cannot be negative")
+        # Each error names the one field at fault: the deployable tells the
+        # user which variable feeds it.
+        for name in ("registry_ttl", "registry_negative_ttl"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name}: a cache lifetime cannot be negative")
         if not 0 < self.ping_interval < NLB_IDLE_TIMEOUT:
             raise ValueError(
                 f"ping_interval: must be more than 0 and less than the NLB's "
                 f"{NLB_IDLE_TIMEOUT:g} s idle timeout"
             )
-        if self.pong_timeout <= 0 or self.sweep_period <= 0:
-            raise ValueError("pong_timeout: must be a positive number of seconds")
-        if self.rate_limit <= 0 or self.rate_burst < 1:
-            raise ValueError("rate_limit: needs a positive rate and a burst of at least 1")
-        # Their own checks, with their own field names, at configuration time.
-        FloodPolicy(rate=self.rate_limit, burst=self.rate_burst, strikes=self.flood_strikes)
-        CallQueueConfig(self.call_timeout, self.queue_ttl, self.max_queued)
+        for name in ("pong_timeout", "sweep_period"):
+            value = getattr(self, name)
+            if not (value > 0 and math.isfinite(value)):
+                raise ValueError(f"{name}: must be a positive number of seconds")
+        # Their own checks at configuration time, their field names made ours.
+        self._check_part(
+            FloodPolicy, rate="rate_limit", burst="rate_burst", strikes="flood_strikes"
+        )
+        self._check_part(
+            CallQueueConfig,
+            call_timeout="call_timeout",
+            queue_ttl="queue_ttl",
+            max_queued="max_queued",
+        )
+
+    def _check_part(self, part: Callable[..., object], **ours: str) -> None:
+        """Build ``part`` from our fields (its field -> ours); its ``field:
+        problem`` errors name our field."""
+        try:
+            part(**{theirs: getattr(self, mine) for theirs, mine in ours.items()})
+        except ValueError as exc:
+            theirs, _, problem = str(exc).partition(": ")
+            raise ValueError(f"{ours.get(theirs, theirs)}: {problem}") from None
 
     @property
     def tls(self) -> bool:

@@ -52,11 +52,12 @@ class InProcessBus:
         self._handle = handle
 
     async def start(self, deliver: Deliver, on_drained: Callable[[], None] = _nothing) -> None:
-        if self._handle is None:
+        handle = self._handle
+        if handle is None:
             raise RuntimeError("InProcessBus.start() before set_handler()")
         self._on_drained = on_drained
         for n in range(self._workers):
-            task = asyncio.create_task(self._work(deliver), name=f"inprocess-bus-{n}")
+            task = asyncio.create_task(self._work(handle, deliver), name=f"inprocess-bus-{n}")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
@@ -94,9 +95,7 @@ class InProcessBus:
         if self._queue.qsize():
             log.warning("bus closed with frames undelivered", extra={"frames": self._queue.qsize()})
 
-    async def _work(self, deliver: Deliver) -> None:
-        handle = self._handle
-        assert handle is not None
+    async def _work(self, handle: FrameHandler, deliver: Deliver) -> None:
         while True:
             charge_point_id, subprotocol, frame = await self._queue.get()
             try:

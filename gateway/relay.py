@@ -74,7 +74,8 @@ class Relay:
         return self._config.max_message_size
 
     def loop_time(self) -> float:
-        assert self._loop is not None, "start() first"
+        if self._loop is None:
+            raise RuntimeError("Relay.loop_time() before start()")
         return self._loop.time()
 
     def connected(self, connection: ChargePointConnection) -> None:

@@ -64,7 +64,8 @@ class GatewayServer:
     @property
     def port(self) -> int:
         """The port actually listened on (useful with port 0)."""
-        assert self._server is not None, "start() first"
+        if self._server is None:
+            raise RuntimeError("GatewayServer.port before start()")
         return int(self._server.sockets[0].getsockname()[1])
 
     @property

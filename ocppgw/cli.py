@@ -51,6 +51,10 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         settings = replace(settings, data_dir=args.data_dir)
     try:
         return int(args.command(args, settings))
+    except SettingsError as exc:
+        # A deployable's own settings, or what start-up makes of them (TLS
+        # files, the id-token file): the message names the variable.
+        parser.error(str(exc))
     except InvalidIdentity as exc:
         parser.error(f"invalid charge point identity: {exc}")
     except UsageError as exc:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import ssl
 import sys
 import time
@@ -28,9 +27,21 @@ from gateway.mqtt_bus import MqttBus
 from gateway.mqtt_settings import MqttSettings, new_gateway_id, ssl_context_from_pem
 from gateway.tls import server_context
 from ocppj import DEFAULT_PREFIX, ChargePointAccess
+from processor.environment import (
+    Environment,
+    Read,
+    SettingsError,
+    checked,
+    given,
+    integer,
+    log_level,
+    port,
+    positive_seconds,
+    text,
+)
 
-from .settings import ENVIRONMENT, Environment, SettingsError, gateway_config
-from .tls_material import with_pem_files
+from .settings import ENVIRONMENT, gateway_config
+from .tls_material import PEM_VARIABLES, with_pem_files
 
 __all__ = ["GATEWAY_ENVIRONMENT", "GatewaySettings", "MetricsReporter", "run_gateway"]
 
@@ -57,6 +68,18 @@ GATEWAY_ENVIRONMENT = {
     "AWS_REGION": "",
     "OCPP_METRICS_NAMESPACE": "",
     "OCPP_METRICS_INTERVAL": "60",
+    # The seed's secrets: PEM text, for TLS to AWS IoT Core.
+    "IOT_AMAZON_ROOT_CA": "",
+    "IOT_GATEWAY_CERTIFICATE": "",
+    "IOT_GATEWAY_PRIVATE_KEY": "",
+    # The listener's TLS material as PEM text (``tls_material``).
+    **dict.fromkeys(PEM_VARIABLES, ""),
+}
+#: ``ssl_context_from_pem``'s arguments, read from the seed's secrets.
+_IOT_SECRETS = {
+    "root_ca": text("IOT_AMAZON_ROOT_CA"),
+    "certificate": text("IOT_GATEWAY_CERTIFICATE"),
+    "private_key": text("IOT_GATEWAY_PRIVATE_KEY"),
 }
 #: Seconds that frames in flight get to reach the broker at shutdown.
 DRAIN_TIMEOUT = 10.0
@@ -84,65 +107,54 @@ class GatewaySettings:
     def from_env(cls, environ: Mapping[str, str]) -> GatewaySettings:
         environ = with_pem_files(environ)
         env = Environment(environ, GATEWAY_ENVIRONMENT)
-        workers = env.integer("OCPP_GATEWAY_WORKERS")
-        if not 1 <= workers <= 64:
-            raise SettingsError(f"OCPP_GATEWAY_WORKERS: {workers} is not between 1 and 64")
+        workers = env.read(Read("OCPP_GATEWAY_WORKERS", _worker_count))
         config = gateway_config(env)
         if workers > 1:
             config = replace(config, reuse_port=True)
-        url = env.text("MQTT_URL")
-        endpoint = env.text("IOT_ENDPOINT")
-        secrets = {
-            name: environ.get(name, "")
-            for name in ("IOT_AMAZON_ROOT_CA", "IOT_GATEWAY_CERTIFICATE", "IOT_GATEWAY_PRIVATE_KEY")
-        }
-        if not url:
+        secrets = {name: env.read(read) for name, read in _IOT_SECRETS.items()}
+        url = text("MQTT_URL")
+        if not env.text("MQTT_URL"):
+            endpoint = env.text("IOT_ENDPOINT")
             if endpoint:
                 if not all(secrets.values()):
                     raise SettingsError(
                         "IOT_ENDPOINT: AWS IoT Core needs IOT_AMAZON_ROOT_CA, "
                         "IOT_GATEWAY_CERTIFICATE and IOT_GATEWAY_PRIVATE_KEY"
                     )
-                url = f"mqtts://{endpoint}:{env.integer('IOT_PORT')}"
+                iot_port = env.read(port("IOT_PORT"))
+                url = given("IOT_ENDPOINT", f"mqtts://{endpoint}:{iot_port}")
             else:
-                url = "mqtt://127.0.0.1:1883"
-        try:
-            mqtt = MqttSettings(
-                url=url,
-                gateway_id=env.text("OCPP_GATEWAY_ID") or new_gateway_id(),
-                prefix=env.text("OCPP_TOPIC_PREFIX"),
-                min_connections=env.integer("OCPP_MQTT_MIN_CONNECTIONS"),
-                max_connections=env.integer("OCPP_MQTT_MAX_CONNECTIONS"),
-                publish_rate=env.integer("OCPP_MQTT_PUBLISH_RATE"),
-                max_inflight=env.integer("OCPP_MQTT_MAX_INFLIGHT"),
-                buffer_size=env.integer("OCPP_MQTT_BUFFER"),
-            )
-        except ValueError as exc:
-            raise SettingsError(f"MQTT_URL / OCPP_MQTT_*: {exc}") from None
-        namespace = env.text("OCPP_METRICS_NAMESPACE")
-        if namespace:
-            try:
-                check_namespace(namespace)
-            except ValueError as exc:
-                raise SettingsError(f"OCPP_METRICS_NAMESPACE: {exc}") from None
-        interval = env.number("OCPP_METRICS_INTERVAL")
-        if not (math.isfinite(interval) and interval > 0):
-            raise SettingsError(
-                f"OCPP_METRICS_INTERVAL: must be a positive number of seconds, not {interval}"
-            )
+                url = given("MQTT_URL", "mqtt://127.0.0.1:1883")
+        # Built here only to check the secrets (and that they meet an mqtts://
+        # broker): each process builds its own, since an SSLContext cannot be
+        # sent to a spawned worker process.
+        context = env.build(ssl_context_from_pem, **_IOT_SECRETS) if any(secrets.values()) else None
+        mqtt = env.build(
+            MqttSettings,
+            url=url,
+            gateway_id=Read("OCPP_GATEWAY_ID", lambda value: value or new_gateway_id()),
+            prefix=text("OCPP_TOPIC_PREFIX"),
+            min_connections=integer("OCPP_MQTT_MIN_CONNECTIONS"),
+            max_connections=integer("OCPP_MQTT_MAX_CONNECTIONS"),
+            publish_rate=integer("OCPP_MQTT_PUBLISH_RATE"),
+            max_inflight=integer("OCPP_MQTT_MAX_INFLIGHT"),
+            buffer_size=integer("OCPP_MQTT_BUFFER"),
+            ssl_context=given("IOT_AMAZON_ROOT_CA", context),
+        )
+        namespace = env.read(checked("OCPP_METRICS_NAMESPACE", _check_namespace))
         return cls(
             gateway=config,
-            mqtt=mqtt,
+            mqtt=replace(mqtt, ssl_context=None),
             data_dir=Path(env.text("OCPP_DATA_DIR")),
-            log_level=env.log_level(),
+            log_level=env.read(log_level()),
             workers=workers,
-            iot_root_ca=secrets["IOT_AMAZON_ROOT_CA"],
-            iot_certificate=secrets["IOT_GATEWAY_CERTIFICATE"],
-            iot_private_key=secrets["IOT_GATEWAY_PRIVATE_KEY"],
+            iot_root_ca=secrets["root_ca"],
+            iot_certificate=secrets["certificate"],
+            iot_private_key=secrets["private_key"],
             charge_point_table=env.text("DYNAMODB_CHARGE_POINT_TABLE"),
             region=env.text("AWS_REGION"),
             metrics_namespace=namespace,
-            metrics_interval=interval,
+            metrics_interval=env.read(positive_seconds("OCPP_METRICS_INTERVAL")),
         )
 
     def for_worker(self, index: int) -> GatewaySettings:
@@ -150,6 +162,18 @@ class GatewaySettings:
         if self.workers == 1:
             return self
         return replace(self, mqtt=replace(self.mqtt, gateway_id=f"{self.mqtt.gateway_id}-{index}"))
+
+
+def _worker_count(value: str) -> int:
+    workers = int(value) if value.isdigit() else -1
+    if not 1 <= workers <= 64:
+        raise ValueError(f"{value!r} is not between 1 and 64")
+    return workers
+
+
+def _check_namespace(namespace: str) -> None:
+    if namespace:  # empty: no metrics
+        check_namespace(namespace)
 
 
 Find = Callable[[str], Awaitable[ChargePointAccess | None]]

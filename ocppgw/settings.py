@@ -6,14 +6,27 @@ Names follow the seed where it has them (``OCPP_PROTOCOLS``,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
 
 from gateway import GatewayConfig
 from processor import ProcessorConfig
 from processor.adapters.static_id_tokens import StaticIdTokens, load_id_tokens
+from processor.environment import (
+    Environment,
+    SettingsError,
+    certificates,
+    integer,
+    log_level,
+    number,
+    optional_path,
+    optional_text,
+    port,
+    text,
+    url,
+    words,
+)
 
 __all__ = [
     "ENVIRONMENT",
@@ -24,6 +37,7 @@ __all__ = [
     "SettingsError",
     "gateway_config",
     "local_url",
+    "processor_config",
 ]
 
 #: Every variable the embedded default reads, with its default, for docs and --help.
@@ -64,14 +78,6 @@ REGISTRY_ENVIRONMENT = {
     "AWS_ENDPOINT_URL": "",
 }
 
-_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-
-T = TypeVar("T")
-
-
-class SettingsError(ValueError):
-    """A setting has a value that cannot work; the message names the setting."""
-
 
 @dataclass(frozen=True, slots=True)
 class DevSettings:
@@ -88,21 +94,15 @@ class DevSettings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> DevSettings:
-        env = Environment(environ)
-        gateway = gateway_config(env)
-        processor = env.build(
-            ProcessorConfig,
-            heartbeat_interval=env.integer("OCPP_HEARTBEAT_INTERVAL"),
-            call_timeout=env.number("OCPP_CALL_TIMEOUT"),
-        )
+        env = Environment(environ, ENVIRONMENT)
         return cls(
-            gateway,
-            processor,
+            gateway_config(env),
+            processor_config(env),
             Path(env.text("OCPP_DATA_DIR")),
-            env.log_level(),
+            env.read(log_level()),
             management_host=env.text("OCPP_MANAGEMENT_HOST"),
-            management_port=env.port("OCPP_MANAGEMENT_PORT"),
-            id_tokens_file=env.path("OCPP_ID_TOKENS"),
+            management_port=env.read(port("OCPP_MANAGEMENT_PORT")),
+            id_tokens_file=env.read(optional_path("OCPP_ID_TOKENS")),
         )
 
     @property
@@ -136,7 +136,7 @@ class DynamoDbRegistrySettings:
             raise SettingsError(
                 f"AWS_REGION: must be set to the region of DYNAMODB_CHARGE_POINT_TABLE ({table!r})"
             )
-        return cls(table, region, env.text("AWS_ENDPOINT_URL") or None)
+        return cls(table, region, env.read(url("AWS_ENDPOINT_URL")))
 
 
 def local_url(host: str, port: int) -> str:
@@ -148,107 +148,36 @@ def gateway_config(env: Environment) -> GatewayConfig:
     """The gateway's part of any deployable's settings."""
     return env.build(
         GatewayConfig,
-        host=env.text("OCPP_GATEWAY_HOST"),
-        port=env.integer("OCPP_GATEWAY_PORT"),
-        protocols=tuple(p.strip() for p in env.text("OCPP_PROTOCOLS").split(",") if p.strip()),
-        default_protocol=env.text("OCPP_DEFAULT_PROTOCOL") or None,
-        max_message_size=env.integer("OCPP_MAX_MESSAGE_SIZE"),
-        security_profile=env.integer("OCPP_SECURITY_PROFILE"),
-        tls_certificates=env.certificates("OCPP_TLS_CERTIFICATES"),
-        tls_client_ca=env.path("OCPP_TLS_CLIENT_CA"),
-        tls_organization=env.text("OCPP_TLS_ORGANIZATION") or None,
-        registry_ttl=env.number("OCPP_REGISTRY_TTL"),
-        registry_negative_ttl=env.number("OCPP_REGISTRY_NEGATIVE_TTL"),
-        ping_interval=env.number("OCPP_PING_INTERVAL"),
-        pong_timeout=env.number("OCPP_PONG_TIMEOUT"),
-        rate_limit=env.number("OCPP_RATE_LIMIT"),
-        rate_burst=env.number("OCPP_RATE_BURST"),
-        flood_strikes=env.integer("OCPP_FLOOD_STRIKES"),
-        call_timeout=env.number("OCPP_CALL_TIMEOUT"),
-        queue_ttl=env.number("OCPP_COMMAND_QUEUE_TTL"),
-        max_queued=env.integer("OCPP_MAX_QUEUED_COMMANDS"),
-        sweep_period=env.number("OCPP_SWEEP_PERIOD"),
+        host=text("OCPP_GATEWAY_HOST"),
+        port=integer("OCPP_GATEWAY_PORT"),
+        protocols=words("OCPP_PROTOCOLS"),
+        default_protocol=optional_text("OCPP_DEFAULT_PROTOCOL"),
+        max_message_size=integer("OCPP_MAX_MESSAGE_SIZE"),
+        security_profile=integer("OCPP_SECURITY_PROFILE"),
+        tls_certificates=certificates("OCPP_TLS_CERTIFICATES"),
+        tls_client_ca=optional_path("OCPP_TLS_CLIENT_CA"),
+        tls_organization=optional_text("OCPP_TLS_ORGANIZATION"),
+        registry_ttl=number("OCPP_REGISTRY_TTL"),
+        registry_negative_ttl=number("OCPP_REGISTRY_NEGATIVE_TTL"),
+        ping_interval=number("OCPP_PING_INTERVAL"),
+        pong_timeout=number("OCPP_PONG_TIMEOUT"),
+        rate_limit=number("OCPP_RATE_LIMIT"),
+        rate_burst=number("OCPP_RATE_BURST"),
+        flood_strikes=integer("OCPP_FLOOD_STRIKES"),
+        call_timeout=number("OCPP_CALL_TIMEOUT"),
+        queue_ttl=number("OCPP_COMMAND_QUEUE_TTL"),
+        max_queued=integer("OCPP_MAX_QUEUED_COMMANDS"),
+        sweep_period=number("OCPP_SWEEP_PERIOD"),
     )
 
 
-# Config classes say "field: problem"; users know the variable, not the field.
-_VARIABLE_OF_FIELD = {
-    "host": "OCPP_GATEWAY_HOST",
-    "port": "OCPP_GATEWAY_PORT",
-    "protocols": "OCPP_PROTOCOLS",
-    "default_protocol": "OCPP_DEFAULT_PROTOCOL",
-    "max_message_size": "OCPP_MAX_MESSAGE_SIZE",
-    "heartbeat_interval": "OCPP_HEARTBEAT_INTERVAL",
-    "call_timeout": "OCPP_CALL_TIMEOUT",
-    "security_profile": "OCPP_SECURITY_PROFILE",
-    "tls_certificates": "OCPP_TLS_CERTIFICATES",
-    "tls_client_ca": "OCPP_TLS_CLIENT_CA",
-    "registry_ttl": "OCPP_REGISTRY_TTL",
-    "ping_interval": "OCPP_PING_INTERVAL",
-    "pong_timeout": "OCPP_PONG_TIMEOUT",
-    "rate_limit": "OCPP_RATE_LIMIT",
-    "queue_ttl": "OCPP_COMMAND_QUEUE_TTL",
-}
-
-
-class Environment:
-    """Typed reads of environment variables; every error names the variable."""
-
-    def __init__(
-        self, environ: Mapping[str, str], defaults: Mapping[str, str] = ENVIRONMENT
-    ) -> None:
-        self._environ = environ
-        self._defaults = defaults
-
-    def text(self, name: str) -> str:
-        return self._environ.get(name, self._defaults.get(name, "")).strip()
-
-    def integer(self, name: str) -> int:
-        value = self.text(name)
-        try:
-            return int(value)
-        except ValueError:
-            raise SettingsError(f"{name}: {value!r} is not a whole number") from None
-
-    def log_level(self) -> str:
-        level = self.text("OCPP_LOG_LEVEL").upper()
-        if level not in _LOG_LEVELS:
-            raise SettingsError(f"OCPP_LOG_LEVEL: {level!r} is not one of {', '.join(_LOG_LEVELS)}")
-        return level
-
-    def port(self, name: str) -> int:
-        port = self.integer(name)
-        if not 0 <= port <= 65535:
-            raise SettingsError(f"{name}: {port} is not a TCP port number")
-        return port
-
-    def path(self, name: str) -> Path | None:
-        value = self.text(name)
-        return Path(value) if value else None
-
-    def certificates(self, name: str) -> tuple[tuple[Path, Path], ...]:
-        """``cert.pem:key.pem[,cert2.pem:key2.pem]``: an RSA and an ECDSA pair, say."""
-        pairs = []
-        for item in filter(None, (part.strip() for part in self.text(name).split(","))):
-            certificate, colon, key = item.partition(":")
-            if not colon or not certificate or not key:
-                raise SettingsError(f"{name}: {item!r} is not CERTIFICATE:PRIVATE_KEY")
-            pairs.append((Path(certificate), Path(key)))
-        return tuple(pairs)
-
-    def number(self, name: str) -> float:
-        value = self.text(name)
-        try:
-            return float(value)
-        except ValueError:
-            raise SettingsError(f"{name}: {value!r} is not a number") from None
-
-    def build(self, config_type: Callable[..., T], **fields: Any) -> T:
-        try:
-            return config_type(**fields)
-        except ValueError as exc:
-            field, _, problem = str(exc).partition(": ")
-            raise SettingsError(f"{_VARIABLE_OF_FIELD.get(field, field)}: {problem}") from None
+def processor_config(env: Environment) -> ProcessorConfig:
+    """The processor's part of the settings of ``ocppgw dev`` and ``ocppgw worker``."""
+    return env.build(
+        ProcessorConfig,
+        heartbeat_interval=integer("OCPP_HEARTBEAT_INTERVAL"),
+        call_timeout=number("OCPP_CALL_TIMEOUT"),
+    )
 
 
 def id_tokens(path: Path | None) -> StaticIdTokens:

@@ -43,6 +43,16 @@ from processor.adapters._sqlite import transaction
 from processor.adapters.mqtt_outbound import MqttOutbound, connection_record
 from processor.clock import SystemClock
 from processor.commands import CommandAnswer, Commands
+from processor.environment import (
+    Environment,
+    checked,
+    integer,
+    log_level,
+    optional_path,
+    optional_text,
+    port,
+    text,
+)
 from processor.ids import RandomIds
 from processor.ports import Clock, ShadowStore
 from processor.presence import Presence, presence_applies
@@ -52,7 +62,7 @@ from .answers import AnswerBoard
 from .management import ManagementApi
 from .mqtt_worker import MqttWorker
 from .mqtt_worker_config import DEFAULT_GROUP, WorkerConfig
-from .settings import Environment, SettingsError, id_tokens, local_url
+from .settings import id_tokens, local_url, processor_config
 
 __all__ = [
     "WORKER_ENVIRONMENT",
@@ -86,14 +96,6 @@ WORKER_ENVIRONMENT = {
     "OCPP_LOG_LEVEL": "INFO",
 }
 
-# WorkerConfig says "field: problem"; users know the variable.
-_VARIABLE_OF_FIELD = {
-    "url": "MQTT_URL",
-    "group": "OCPP_WORKER_GROUP",
-    "client_id": "OCPP_WORKER_ID",
-    "session_expiry": "OCPP_WORKER_SESSION_EXPIRY",
-}
-
 
 @dataclass(frozen=True, slots=True)
 class WorkerSettings:
@@ -112,35 +114,24 @@ class WorkerSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> WorkerSettings:
         env = Environment(environ, WORKER_ENVIRONMENT)
-        processor = env.build(
-            ProcessorConfig,
-            heartbeat_interval=env.integer("OCPP_HEARTBEAT_INTERVAL"),
-            call_timeout=env.number("OCPP_CALL_TIMEOUT"),
+        processor = processor_config(env)
+        prefix = env.read(checked("OCPP_TOPIC_PREFIX", uplink_subscription))
+        mqtt = env.build(
+            WorkerConfig,
+            url=text("MQTT_URL"),
+            group=text("OCPP_WORKER_GROUP"),
+            client_id=optional_text("OCPP_WORKER_ID"),
+            session_expiry=integer("OCPP_WORKER_SESSION_EXPIRY"),
         )
-        prefix = env.text("OCPP_TOPIC_PREFIX")
-        try:
-            uplink_subscription(prefix)
-        except ValueError as exc:
-            raise SettingsError(f"OCPP_TOPIC_PREFIX: {exc}") from None
-        try:
-            mqtt = WorkerConfig(
-                url=env.text("MQTT_URL"),
-                group=env.text("OCPP_WORKER_GROUP"),
-                client_id=env.text("OCPP_WORKER_ID") or None,
-                session_expiry=env.integer("OCPP_WORKER_SESSION_EXPIRY"),
-            )
-        except ValueError as exc:
-            field, _, problem = str(exc).partition(": ")
-            raise SettingsError(f"{_VARIABLE_OF_FIELD.get(field, field)}: {problem}") from None
         return cls(
             mqtt,
             processor,
             Path(env.text("OCPP_DATA_DIR")),
             prefix,
-            env.log_level(),
+            env.read(log_level()),
             management_host=env.text("OCPP_MANAGEMENT_HOST"),
-            management_port=env.port("OCPP_MANAGEMENT_PORT"),
-            id_tokens_file=env.path("OCPP_ID_TOKENS"),
+            management_port=env.read(port("OCPP_MANAGEMENT_PORT")),
+            id_tokens_file=env.read(optional_path("OCPP_ID_TOKENS")),
         )
 
     @property

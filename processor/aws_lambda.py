@@ -42,7 +42,7 @@ from typing import Any
 import boto3
 import orjson
 
-from ocppj import DEFAULT_PREFIX, decode_segment
+from ocppj import DEFAULT_PREFIX, decode_segment, uplink_subscription
 
 from . import build_router
 from .adapters.dynamodb_pending_calls import DynamoDbPendingCalls
@@ -57,11 +57,23 @@ from .commands import Commands, InvalidCommand, RemoteStart, RemoteStop, SentCom
 from .config import ProcessorConfig
 from .context import Services
 from .core import Processor
+from .environment import (
+    Environment,
+    SettingsError,
+    checked,
+    integer,
+    log_level,
+    number,
+    optional_path,
+    required,
+    url,
+)
 from .ids import RandomIds
 from .ports import ChargePointOffline
 from .presence import routable_presence
 
 __all__ = [
+    "LAMBDA_ENVIRONMENT",
     "LambdaApp",
     "LambdaSettings",
     "message_processor_handler",
@@ -70,6 +82,21 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: Every variable the handlers read, with its default (empty: must be set).
+LAMBDA_ENVIRONMENT = {
+    "AWS_REGION": "",
+    "DYNAMODB_CHARGE_POINT_TABLE": "",
+    "DYNAMODB_TRANSACTION_TABLE": "",
+    "DYNAMODB_PENDING_CALL_TABLE": "",
+    "IOT_ENDPOINT": "",
+    "OCPP_HEARTBEAT_INTERVAL": "300",
+    "OCPP_CALL_TIMEOUT": "30",
+    "OCPP_TOPIC_PREFIX": DEFAULT_PREFIX,
+    "OCPP_ID_TOKENS": "",
+    "AWS_ENDPOINT_URL": "",
+    "OCPP_LOG_LEVEL": "INFO",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,36 +112,26 @@ class LambdaSettings:
     id_tokens_file: Path | None = None
     #: A local AWS stand-in for DynamoDB (tests, local runs); None in AWS.
     endpoint_url: str | None = None
+    log_level: str = "INFO"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> LambdaSettings:
-        def required(name: str) -> str:
-            value = environ.get(name, "").strip()
-            if not value:
-                raise ValueError(f"{name}: must be set")
-            return value
-
-        def number(name: str, default: str) -> float:
-            text = environ.get(name, default)
-            try:
-                return float(text)
-            except ValueError:
-                raise ValueError(f"{name}: {text!r} is not a number") from None
-
-        id_tokens = environ.get("OCPP_ID_TOKENS", "").strip()
+        env = Environment(environ, LAMBDA_ENVIRONMENT)
         return cls(
-            region=required("AWS_REGION"),
-            charge_point_table=required("DYNAMODB_CHARGE_POINT_TABLE"),
-            transaction_table=required("DYNAMODB_TRANSACTION_TABLE"),
-            pending_call_table=required("DYNAMODB_PENDING_CALL_TABLE"),
-            iot_endpoint=required("IOT_ENDPOINT"),
-            processor=ProcessorConfig(
-                heartbeat_interval=int(number("OCPP_HEARTBEAT_INTERVAL", "300")),
-                call_timeout=number("OCPP_CALL_TIMEOUT", "30"),
+            region=env.read(required("AWS_REGION")),
+            charge_point_table=env.read(required("DYNAMODB_CHARGE_POINT_TABLE")),
+            transaction_table=env.read(required("DYNAMODB_TRANSACTION_TABLE")),
+            pending_call_table=env.read(required("DYNAMODB_PENDING_CALL_TABLE")),
+            iot_endpoint=env.read(required("IOT_ENDPOINT")),
+            processor=env.build(
+                ProcessorConfig,
+                heartbeat_interval=integer("OCPP_HEARTBEAT_INTERVAL"),
+                call_timeout=number("OCPP_CALL_TIMEOUT"),
             ),
-            topic_prefix=environ.get("OCPP_TOPIC_PREFIX", DEFAULT_PREFIX),
-            id_tokens_file=Path(id_tokens) if id_tokens else None,
-            endpoint_url=environ.get("AWS_ENDPOINT_URL") or None,
+            topic_prefix=env.read(checked("OCPP_TOPIC_PREFIX", uplink_subscription)),
+            id_tokens_file=env.read(optional_path("OCPP_ID_TOKENS")),
+            endpoint_url=env.read(url("AWS_ENDPOINT_URL")),
+            log_level=env.read(log_level()),
         )
 
     @property
@@ -138,9 +155,12 @@ class LambdaApp:
         self._prefix = settings.topic_prefix
         clock = SystemClock()
         shadows = IotShadowStore(self._iot_data)
-        statuses = (
-            None if settings.id_tokens_file is None else load_id_tokens(settings.id_tokens_file)
-        )
+        try:
+            statuses = (
+                None if settings.id_tokens_file is None else load_id_tokens(settings.id_tokens_file)
+            )
+        except (OSError, ValueError) as exc:
+            raise SettingsError(f"OCPP_ID_TOKENS: {exc}") from None
         self.services = Services(
             config=settings.processor,
             shadows=shadows,
@@ -305,8 +325,9 @@ _app: LambdaApp | None = None
 def _application() -> LambdaApp:
     global _app  # noqa: PLW0603 - one app per Lambda container, built on first use
     if _app is None:
-        logging.getLogger().setLevel(os.environ.get("OCPP_LOG_LEVEL", "INFO"))
-        _app = LambdaApp(LambdaSettings.from_env(os.environ))
+        settings = LambdaSettings.from_env(os.environ)
+        logging.getLogger().setLevel(settings.log_level)
+        _app = LambdaApp(settings)
     return _app
 
 

@@ -92,10 +92,26 @@ class TransactionEvent:
 
 
 class Transactions(Protocol):
-    """The transaction history store, append-only and idempotent."""
+    """The transaction history store, append-only and idempotent.
+
+    The history also remembers which events have changed the shadow: the
+    shadow write comes after the history's, and a redelivery of an event whose
+    shadow write failed must make that write, not pass for a duplicate.
+    """
 
     async def append(self, event: TransactionEvent) -> bool:
         """Record ``event``; False (and no change) if its key is already recorded."""
+        ...
+
+    async def mark_applied(self, event: TransactionEvent) -> None:
+        """Note that the recorded ``event`` has made its change to the shadow."""
+        ...
+
+    async def is_applied(self, event: TransactionEvent) -> bool:
+        """Whether ``mark_applied`` was called for the event's key.
+
+        An event recorded before the history tracked this counts as applied.
+        """
         ...
 
     async def events(self, charge_point_id: str, transaction_id: str) -> list[TransactionEvent]:

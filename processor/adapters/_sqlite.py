@@ -38,6 +38,8 @@ CREATE TABLE IF NOT EXISTS transaction_events (
     event_type      TEXT NOT NULL,
     timestamp       TEXT NOT NULL,
     data            TEXT NOT NULL,
+    -- 1 once the event has changed the shadow (see Transactions.mark_applied).
+    applied         INTEGER NOT NULL DEFAULT 1,
     UNIQUE (charge_point_id, transaction_id, event_key)
 );
 -- 1.6 transaction ids: the rowid is the id, the start key makes it idempotent.
@@ -60,7 +62,11 @@ CREATE TABLE IF NOT EXISTS pending_calls (
 #: Columns added since a table was first created: (table, column, declaration).
 #: ``CREATE TABLE IF NOT EXISTS`` leaves an older file's table as it was, so
 #: these are added to it on opening.
-_ADDED_COLUMNS = (("charge_points", "password_hash", "TEXT"),)
+_ADDED_COLUMNS = (
+    ("charge_points", "password_hash", "TEXT"),
+    # Events recorded before this column counted as applied, as they did then.
+    ("transaction_events", "applied", "INTEGER NOT NULL DEFAULT 1"),
+)
 
 T = TypeVar("T")
 
@@ -79,35 +85,29 @@ class Database:
         self.connection = self._connect()
         _when_unlocked(lambda: self.connection.executescript(_SCHEMA))
         _add_missing_columns(self.connection)
-        self._writer_connection: sqlite3.Connection | None = None
-        self._writer = ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="sqlite", initializer=self._open_writer
-        )
+        # Opened here so that it always exists; only the writer thread uses it
+        # afterwards (check_same_thread=False allows that one hand-over).
+        self._writer_connection = self._connect(check_same_thread=False)
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, *, check_same_thread: bool = True) -> sqlite3.Connection:
         # isolation_level=None: no implicit transactions; a statement commits
         # by itself unless wrapped in transaction().
-        connection = sqlite3.connect(self.path, isolation_level=None, timeout=5.0)
+        connection = sqlite3.connect(
+            self.path, isolation_level=None, timeout=5.0, check_same_thread=check_same_thread
+        )
         _when_unlocked(lambda: connection.execute("PRAGMA journal_mode=WAL"))
         connection.execute("PRAGMA synchronous=NORMAL")
         return connection
 
-    def _open_writer(self) -> None:
-        self._writer_connection = self._connect()
-
     async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``work`` on the writer thread and await its result."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._writer, self._call, work)
-
-    def _call(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        assert self._writer_connection is not None
-        return work(self._writer_connection)
+        return await loop.run_in_executor(self._writer, work, self._writer_connection)
 
     def close(self) -> None:
         """Finish queued writes, then close both connections."""
-        if self._writer_connection is not None:
-            self._writer.submit(self._writer_connection.close).result()
+        self._writer.submit(self._writer_connection.close).result()
         self._writer.shutdown(wait=True)
         self.connection.close()
 

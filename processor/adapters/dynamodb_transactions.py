@@ -10,7 +10,10 @@ of item:
 | id counter | ``counter`` | ``counter`` | ``lastId`` (N) |
 
 An event item also holds ``chargePointId``, ``transactionId``, ``eventType``,
-``timestamp`` (all S), ``data`` (S, JSON) and ``recordedAt`` (N, ns).
+``timestamp`` (all S), ``data`` (S, JSON), ``recordedAt`` (N, ns) and
+``applied`` (BOOL: the event has changed the shadow; written False, set True
+by ``mark_applied``, one more write per transaction event; an item without it
+predates it and counts as applied).
 
 * Keys are joined with ``:`` because it is the one character an identity
   cannot hold (``#`` and ``+`` it can), so ``tx:{cp}:{id}`` names one
@@ -90,6 +93,7 @@ class DynamoDbTransactions:
             "timestamp": {"S": event.timestamp},
             "data": {"S": orjson.dumps(event.data).decode()},
             "recordedAt": {"N": str(self._clock_ns())},
+            "applied": {"BOOL": False},
         }
         recorded = await self._run(lambda: self._put_new(item))
         if not recorded:
@@ -102,6 +106,30 @@ class DynamoDbTransactions:
                 },
             )
         return recorded
+
+    async def mark_applied(self, event: TransactionEvent) -> None:
+        await self._run(
+            lambda: self._client.update_item(
+                TableName=self._table,
+                Key=_event_key(event),
+                UpdateExpression="SET applied = :yes",
+                # Never creates a stub item: the event is recorded first.
+                ConditionExpression="attribute_exists(transactionKey)",
+                ExpressionAttributeValues={":yes": {"BOOL": True}},
+            )
+        )
+
+    async def is_applied(self, event: TransactionEvent) -> bool:
+        response = await self._run(
+            lambda: self._client.get_item(
+                TableName=self._table,
+                Key=_event_key(event),
+                ConsistentRead=True,
+                ProjectionExpression="applied, transactionKey",
+            )
+        )
+        item = response.get("Item")
+        return item is not None and item.get("applied", {"BOOL": True}).get("BOOL") is True
 
     async def events(self, charge_point_id: str, transaction_id: str) -> list[TransactionEvent]:
         key = _tx_key(charge_point_id, transaction_id)
@@ -181,6 +209,13 @@ class DynamoDbTransactions:
 
     async def _run(self, call: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+
+def _event_key(event: TransactionEvent) -> dict[str, Any]:
+    return {
+        "transactionKey": {"S": _tx_key(event.charge_point_id, event.transaction_id)},
+        "eventKey": {"S": event.event_key},
+    }
 
 
 def _tx_key(charge_point_id: str, transaction_id: str) -> str:

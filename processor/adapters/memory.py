@@ -43,6 +43,7 @@ class MemoryTransactions:
     def __init__(self) -> None:
         self._events: dict[tuple[str, str], dict[str, TransactionEvent]] = {}
         self._starts: dict[tuple[str, str], int] = {}
+        self._applied: set[tuple[str, str, str]] = set()
         self._ids = itertools.count(1)
 
     async def append(self, event: TransactionEvent) -> bool:
@@ -51,6 +52,12 @@ class MemoryTransactions:
             return False
         history[event.event_key] = event
         return True
+
+    async def mark_applied(self, event: TransactionEvent) -> None:
+        self._applied.add((event.charge_point_id, event.transaction_id, event.event_key))
+
+    async def is_applied(self, event: TransactionEvent) -> bool:
+        return (event.charge_point_id, event.transaction_id, event.event_key) in self._applied
 
     async def events(self, charge_point_id: str, transaction_id: str) -> list[TransactionEvent]:
         return list(self._events.get((charge_point_id, transaction_id), {}).values())

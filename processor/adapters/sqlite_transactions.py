@@ -25,8 +25,8 @@ class SqliteTransactions:
         def insert(db: sqlite3.Connection) -> bool:
             cursor = db.execute(
                 "INSERT OR IGNORE INTO transaction_events"
-                " (charge_point_id, transaction_id, event_key, event_type, timestamp, data)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
+                " (charge_point_id, transaction_id, event_key, event_type, timestamp, data,"
+                " applied) VALUES (?, ?, ?, ?, ?, ?, 0)",
                 (
                     event.charge_point_id,
                     event.transaction_id,
@@ -39,6 +39,27 @@ class SqliteTransactions:
             return cursor.rowcount == 1
 
         return await self._database.run(insert)
+
+    async def mark_applied(self, event: TransactionEvent) -> None:
+        def mark(db: sqlite3.Connection) -> None:
+            db.execute(
+                "UPDATE transaction_events SET applied = 1"
+                " WHERE charge_point_id = ? AND transaction_id = ? AND event_key = ?",
+                (event.charge_point_id, event.transaction_id, event.event_key),
+            )
+
+        await self._database.run(mark)
+
+    async def is_applied(self, event: TransactionEvent) -> bool:
+        def select(db: sqlite3.Connection) -> bool:
+            row = db.execute(
+                "SELECT applied FROM transaction_events"
+                " WHERE charge_point_id = ? AND transaction_id = ? AND event_key = ?",
+                (event.charge_point_id, event.transaction_id, event.event_key),
+            ).fetchone()
+            return row is not None and bool(row[0])
+
+        return await self._database.run(select)
 
     async def events(self, charge_point_id: str, transaction_id: str) -> list[TransactionEvent]:
         def select(db: sqlite3.Connection) -> list[TransactionEvent]:

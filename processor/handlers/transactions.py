@@ -1,8 +1,12 @@
 """Transactions: 2.0.1 TransactionEvent, 1.6 StartTransaction / StopTransaction.
 
-Every event goes to the transaction history first; only an event the history
-did not have yet changes the shadow, so a redelivered message (SQS delivers at
-least once) changes nothing the second time, and gets the same answer.
+Every event goes to the transaction history first, then changes the shadow,
+then is marked applied in the history. A redelivered message (SQS delivers at
+least once) gets the same answer; it changes the shadow only if the first
+delivery's shadow write never completed (the history has the event but not
+the mark), and then makes the change the first delivery should have made.
+Each change is idempotent: made twice (a crash before the mark), it leaves
+the shadow as made once.
 
 The shadow keeps the seed's three keys: ``activeTransaction`` (the last one
 started and not yet ended), ``lastCompletedTransaction`` and
@@ -44,7 +48,8 @@ _FIELDS = (
 def _transaction(**fields: Any) -> dict[str, Any]:
     """A whole transaction object: every known key, null where absent."""
     unknown = set(fields) - set(_FIELDS)
-    assert not unknown, unknown
+    if unknown:
+        raise TypeError(f"not transaction fields: {', '.join(sorted(unknown))}")
     return {name: fields.get(name) for name in _FIELDS}
 
 
@@ -69,9 +74,16 @@ async def transaction_event(ctx: Context, request: dict[str, Any]) -> dict[str, 
         timestamp=request["timestamp"],
         data=request,
     )
-    if not await ctx.transactions.append(event):
-        return response
+    if await _to_apply(ctx, event):
+        await _apply_event(ctx, request, token)
+        await ctx.transactions.mark_applied(event)
+    return response
 
+
+async def _apply_event(ctx: Context, request: dict[str, Any], token: str | None) -> None:
+    info = request["transactionInfo"]
+    transaction_id = info["transactionId"]
+    kind = request["eventType"]
     last_event = {
         "eventType": kind,
         "timestamp": request["timestamp"],
@@ -84,7 +96,7 @@ async def transaction_event(ctx: Context, request: dict[str, Any]) -> dict[str, 
         if await _has_ended(ctx, transaction_id):
             # A queue that reorders delivered the start after the end: the
             # history has it now, the shadow must not bring it back to life.
-            return response
+            return
         active = _transaction(
             transactionId=transaction_id,
             evseId=evse.get("id"),
@@ -123,7 +135,6 @@ async def transaction_event(ctx: Context, request: dict[str, Any]) -> dict[str, 
             "chargingState": info.get("chargingState"),
         }
         await _complete(ctx, transaction_id, ended, last_event)
-    return response
 
 
 # -- 1.6 -----------------------------------------------------------------------
@@ -145,7 +156,7 @@ async def start_transaction(ctx: Context, request: dict[str, Any]) -> dict[str, 
     # Decided by the history, not by allocate_id: a start whose id was
     # allocated but whose event was never recorded (a crash between the two)
     # is completed by the redelivery.
-    if await ctx.transactions.append(event):
+    if await _to_apply(ctx, event):
         active = _transaction(
             transactionId=transaction_id,
             connectorId=request["connectorId"],
@@ -160,6 +171,7 @@ async def start_transaction(ctx: Context, request: dict[str, Any]) -> dict[str, 
             "transactionId": transaction_id,
         }
         await ctx.report({"activeTransaction": active, "lastTransactionEvent": last_event})
+        await ctx.transactions.mark_applied(event)
     return response
 
 
@@ -172,7 +184,7 @@ async def stop_transaction(ctx: Context, request: dict[str, Any]) -> dict[str, A
     event = TransactionEvent(
         ctx.charge_point_id, str(transaction_id), "stop", "Ended", request["timestamp"], request
     )
-    if await ctx.transactions.append(event):
+    if await _to_apply(ctx, event):
         ended = {
             "transactionId": transaction_id,
             "stopTime": request["timestamp"],
@@ -185,17 +197,29 @@ async def stop_transaction(ctx: Context, request: dict[str, Any]) -> dict[str, A
             "transactionId": transaction_id,
         }
         await _complete(ctx, transaction_id, ended, last_event)
+        await ctx.transactions.mark_applied(event)
     return response
 
 
 # -- shared --------------------------------------------------------------------
 
 
-async def _active(ctx: Context) -> dict[str, Any]:
+async def _to_apply(ctx: Context, event: TransactionEvent) -> bool:
+    """Record ``event``; True if it has still to change the shadow: it is new,
+    or its first delivery recorded it and failed before marking it applied."""
+    if await ctx.transactions.append(event):
+        return True
+    return not await ctx.transactions.is_applied(event)
+
+
+async def _reported(ctx: Context) -> dict[str, Any]:
     shadow = await ctx.shadows.get(ctx.charge_point_id) or {}
-    active: dict[str, Any] = (
-        shadow.get("state", {}).get("reported", {}).get("activeTransaction", {})
-    )
+    reported: dict[str, Any] = shadow.get("state", {}).get("reported", {})
+    return reported
+
+
+async def _active(ctx: Context) -> dict[str, Any]:
+    active: dict[str, Any] = (await _reported(ctx)).get("activeTransaction") or {}
     return active
 
 
@@ -214,9 +238,21 @@ async def _complete(
     """Move the transaction to ``lastCompletedTransaction``; clear it from
     ``activeTransaction`` only if it is the one there (another EVSE's
     transaction may have started since)."""
-    active = await _active(ctx)
+    reported = await _reported(ctx)
+    active = reported.get("activeTransaction") or {}
     is_active = active.get("transactionId") == transaction_id
-    known = {k: v for k, v in (active if is_active else {}).items() if v is not None}
+    completed_before = reported.get("lastCompletedTransaction") or {}
+    # Made a second time (a redelivery after a crash before the mark), what
+    # the first time took from the active transaction is in the completed one.
+    if is_active:
+        earlier = active
+    elif completed_before.get("transactionId") == transaction_id:
+        earlier = completed_before
+    else:
+        earlier = {}
+    # A key this version does not know (an older or hand-edited shadow) is
+    # not carried over; it must not keep the transaction from ending.
+    known = {k: v for k, v in earlier.items() if k in _FIELDS and v is not None}
     completed = _transaction(**{**known, **{k: v for k, v in ended.items() if v is not None}})
     completed["status"] = "Ended"
     update: dict[str, Any] = {

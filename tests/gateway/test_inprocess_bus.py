@@ -78,3 +78,9 @@ async def test_close_gives_up_after_the_deadline() -> None:
     bus.publish("CP1", "ocpp1.6", b"never")
     await asyncio.wait_for(bus.close(timeout=0.1), 5)
     assert bus.pending == 1
+
+
+async def test_starting_without_a_handler_is_refused_with_a_reason() -> None:
+    bus = InProcessBus()
+    with pytest.raises(RuntimeError, match="set_handler"):
+        await bus.start(lambda cp, frame: True)

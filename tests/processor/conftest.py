@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +20,7 @@ from processor.adapters.memory import (
 )
 from processor.adapters.static_id_tokens import StaticIdTokens
 from processor.commands import CommandAnswer
+from processor.ports import ShadowStore, Transactions
 
 NOW = datetime(2026, 3, 1, 12, 30, tzinfo=UTC)
 NOW_TEXT = "2026-03-01T12:30:00.000Z"
@@ -27,15 +29,24 @@ NOW_TEXT = "2026-03-01T12:30:00.000Z"
 class Harness:
     """A processor and everything around it, as a test sees them."""
 
-    def __init__(self, id_tokens: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        id_tokens: dict[str, str] | None = None,
+        *,
+        transactions: Transactions | None = None,
+        wrap_shadows: Callable[[MemoryShadowStore], ShadowStore] | None = None,
+    ) -> None:
+        """``transactions`` replaces the in-memory history; ``wrap_shadows``
+        puts something between the processor and the shadows (``self.shadows``
+        stays the store itself)."""
         self.clock = FixedClock(NOW)
         self.shadows = MemoryShadowStore(self.clock)
-        self.transactions = MemoryTransactions()
+        self.transactions: Transactions = transactions or MemoryTransactions()
         self.outbound = MemoryOutbound()
         self.answers: list[CommandAnswer] = []
         self.services = Services(
             config=ProcessorConfig(heartbeat_interval=42, call_timeout=30),
-            shadows=self.shadows,
+            shadows=self.shadows if wrap_shadows is None else wrap_shadows(self.shadows),
             clock=self.clock,
             ids=SequentialIds(),
             id_tokens=StaticIdTokens(id_tokens),
