@@ -211,8 +211,9 @@ class MqttWorker:
             },
         )
 
-    async def wait_subscribed(self, timeout: float) -> None:
-        """Wait until the worker is connected and subscribed; TimeoutError if not in time."""
+    async def wait_subscribed(self, timeout: float | None) -> None:
+        """Wait until the worker is connected and subscribed; TimeoutError if
+        not within ``timeout`` seconds (None: as long as it takes)."""
         await asyncio.wait_for(self._subscribed.wait(), timeout)
 
     @property

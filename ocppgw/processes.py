@@ -94,10 +94,20 @@ def run_workers(settings: WorkerSettings) -> None:
 async def _serve_worker(settings: WorkerSettings) -> None:
     stop = stop_on_signals()
     async with run_worker(settings) as system:
-        log.info(
-            "ready: processing %s/in/+/+/+ in group %s",
-            settings.topic_prefix,
-            settings.mqtt.group,
-            extra={"managementPort": system.management_port, "pid": os.getpid()},
-        )
-        await stop.wait()
+        # "ready" only once the broker delivers to this worker: whoever waits
+        # for the line (an operator, a test, the benchmark) can then publish.
+        subscribed = asyncio.ensure_future(system.worker.wait_subscribed(None))
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait((subscribed, stopping), return_when=asyncio.FIRST_COMPLETED)
+            if subscribed.done():
+                log.info(
+                    "ready: processing %s/in/+/+/+ in group %s",
+                    settings.topic_prefix,
+                    settings.mqtt.group,
+                    extra={"managementPort": system.management_port, "pid": os.getpid()},
+                )
+            await stopping
+        finally:
+            subscribed.cancel()
+            stopping.cancel()
