@@ -18,7 +18,7 @@
   dropped; a failed shadow read or write is redelivered. The presence
   records of one charger in a batch are handled one after another, and each
   write names the shadow version its decision was made on
-  (``adapters.iot_presence``), so two containers judging one charger at the
+  (``IotShadowStore.update_if``), so two containers judging one charger at the
   same instant cannot leave a stale record.
 * ``remote_start_handler`` / ``remote_stop_handler``: the seed's input
   formats. They cannot wait for the charger's answer (it arrives through SQS,
@@ -49,7 +49,6 @@ from .adapters.dynamodb_pending_calls import DynamoDbPendingCalls
 from .adapters.dynamodb_registry import DynamoDbRegistry
 from .adapters.dynamodb_transactions import DynamoDbTransactions
 from .adapters.iot_outbound import IotOutbound, publish_reply
-from .adapters.iot_presence import IotPresenceLedger
 from .adapters.iot_shadow import IotShadowStore
 from .adapters.static_id_tokens import StaticIdTokens, load_id_tokens
 from .clock import SystemClock
@@ -59,7 +58,7 @@ from .context import Services
 from .core import Processor
 from .ids import RandomIds
 from .ports import ChargePointOffline
-from .presence import routable_presence
+from .presence import ShadowPresenceLedger, routable_presence
 
 __all__ = [
     "LambdaApp",
@@ -152,7 +151,7 @@ class LambdaApp:
             outbound=IotOutbound(self._iot_data, shadows, settings.topic_prefix),
         )
         self.registry = DynamoDbRegistry(dynamodb, settings.charge_point_table)
-        self._presence = IotPresenceLedger(shadows)
+        self._presence = ShadowPresenceLedger(shadows)
         # A store that fails sends the record back to SQS rather than an
         # InternalError to the charger: the retry can still succeed.
         self._processor = Processor(build_router(), self.services, raise_failures=True)
