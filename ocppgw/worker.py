@@ -37,7 +37,7 @@ from processor.adapters import (
     SqliteShadowStore,
     SqliteTransactions,
 )
-from processor.adapters.mqtt_outbound import MqttOutbound
+from processor.adapters.routed_outbound import RoutedOutbound
 from processor.clock import SystemClock
 from processor.commands import CommandAnswer, Commands
 from processor.ids import RandomIds
@@ -293,7 +293,7 @@ async def run_worker(
         shadows = SqliteShadowStore(database, clock)
         # The worker publishes for the outbound, and needs the processor,
         # which needs the outbound: the outbound gets its publisher last.
-        outbound = MqttOutbound(shadows, settings.topic_prefix)
+        outbound = RoutedOutbound(shadows, settings.topic_prefix)
         services = Services(
             config=settings.processor,
             shadows=shadows,

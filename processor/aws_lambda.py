@@ -48,8 +48,9 @@ from . import build_router
 from .adapters.dynamodb_pending_calls import DynamoDbPendingCalls
 from .adapters.dynamodb_registry import DynamoDbRegistry
 from .adapters.dynamodb_transactions import DynamoDbTransactions
-from .adapters.iot_outbound import IotOutbound, publish_reply
+from .adapters.iot_publisher import IotDataPublisher
 from .adapters.iot_shadow import IotShadowStore
+from .adapters.routed_outbound import RoutedOutbound
 from .adapters.static_id_tokens import StaticIdTokens, load_id_tokens
 from .clock import SystemClock
 from .commands import Commands, InvalidCommand, RemoteStart, RemoteStop, SentCommand
@@ -131,12 +132,13 @@ class LambdaApp:
         dynamodb = session.client(
             "dynamodb", region_name=settings.region, endpoint_url=settings.endpoint_url
         )
-        self._iot_data = session.client(
+        iot_data = session.client(
             "iot-data", region_name=settings.region, endpoint_url=settings.iot_endpoint_url
         )
         self._prefix = settings.topic_prefix
         clock = SystemClock()
-        shadows = IotShadowStore(self._iot_data)
+        shadows = IotShadowStore(iot_data)
+        self._outbound = RoutedOutbound(shadows, settings.topic_prefix, IotDataPublisher(iot_data))
         statuses = (
             None if settings.id_tokens_file is None else load_id_tokens(settings.id_tokens_file)
         )
@@ -148,7 +150,7 @@ class LambdaApp:
             id_tokens=StaticIdTokens(statuses),
             transactions=DynamoDbTransactions(dynamodb, settings.transaction_table),
             pending=DynamoDbPendingCalls(dynamodb, settings.pending_call_table),
-            outbound=IotOutbound(self._iot_data, shadows, settings.topic_prefix),
+            outbound=self._outbound,
         )
         self.registry = DynamoDbRegistry(dynamodb, settings.charge_point_table)
         self._presence = ShadowPresenceLedger(shadows)
@@ -199,7 +201,7 @@ class LambdaApp:
         try:
             answer = await self._processor.handle(charge_point_id, protocol, frame)
             if answer is not None:
-                await publish_reply(self._iot_data, self._prefix, route, charge_point_id, answer)
+                await self._outbound.reply(route, charge_point_id, answer)
         except Exception:
             log.exception(
                 "record failed; SQS will deliver it again",

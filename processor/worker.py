@@ -78,7 +78,7 @@ from ocppj import (
     uplink_subscription,
 )
 
-from .adapters.mqtt_outbound import PublishError
+from .adapters.routed_outbound import PublishError
 from .ports import ShadowStore
 from .presence import (
     Presence,

@@ -20,7 +20,7 @@ from processor.adapters.memory import (
     MemoryTransactions,
     SequentialIds,
 )
-from processor.adapters.mqtt_outbound import PublishError
+from processor.adapters.routed_outbound import PublishError
 from processor.adapters.static_id_tokens import StaticIdTokens
 from processor.clock import SystemClock
 from processor.worker import MqttWorker, WorkerConfig
