@@ -40,7 +40,6 @@ from processor.adapters import (
 from processor.adapters.routed_outbound import RoutedOutbound
 from processor.clock import SystemClock
 from processor.commands import CommandAnswer, Commands
-from processor.ids import RandomIds
 from processor.ports import ShadowStore
 from processor.presence import ShadowPresenceLedger
 from processor.worker import (
@@ -294,15 +293,14 @@ async def run_worker(
         # The worker publishes for the outbound, and needs the processor,
         # which needs the outbound: the outbound gets its publisher last.
         outbound = RoutedOutbound(shadows, settings.topic_prefix)
-        services = Services(
-            config=settings.processor,
+        services = Services.build(
+            settings.processor,
             shadows=shadows,
-            clock=clock,
-            ids=RandomIds(),
             id_tokens=tokens,
             transactions=SqliteTransactions(database),
             pending=SqlitePendingCalls(database),
             outbound=outbound,
+            clock=clock,
         )
         answers = SharedAnswerBoard(shadows, wait=settings.processor.call_timeout)
         processor = Processor(build_router(), services, on_answer=answers.resolve)

@@ -52,12 +52,10 @@ from .adapters.iot_publisher import IotDataPublisher
 from .adapters.iot_shadow import IotShadowStore
 from .adapters.routed_outbound import RoutedOutbound
 from .adapters.static_id_tokens import StaticIdTokens, load_id_tokens
-from .clock import SystemClock
 from .commands import Commands, InvalidCommand, RemoteStart, RemoteStop, SentCommand
 from .config import ProcessorConfig
 from .context import Services
 from .core import Processor
-from .ids import RandomIds
 from .ports import ChargePointOffline
 from .presence import ShadowPresenceLedger, routable_presence
 
@@ -136,17 +134,14 @@ class LambdaApp:
             "iot-data", region_name=settings.region, endpoint_url=settings.iot_endpoint_url
         )
         self._prefix = settings.topic_prefix
-        clock = SystemClock()
         shadows = IotShadowStore(iot_data)
         self._outbound = RoutedOutbound(shadows, settings.topic_prefix, IotDataPublisher(iot_data))
         statuses = (
             None if settings.id_tokens_file is None else load_id_tokens(settings.id_tokens_file)
         )
-        self.services = Services(
-            config=settings.processor,
+        self.services = Services.build(
+            settings.processor,
             shadows=shadows,
-            clock=clock,
-            ids=RandomIds(),
             id_tokens=StaticIdTokens(statuses),
             transactions=DynamoDbTransactions(dynamodb, settings.transaction_table),
             pending=DynamoDbPendingCalls(dynamodb, settings.pending_call_table),
