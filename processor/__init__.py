@@ -5,7 +5,7 @@ from __future__ import annotations
 from .config import ProcessorConfig
 from .context import Context, Services
 from .core import Processor
-from .handlers import ALL_HANDLERS
+from .handlers import ALL_HANDLERS, build_router
 from .router import ALL_VERSIONS, HandlerSet, Router
 
 __all__ = [
@@ -19,10 +19,3 @@ __all__ = [
     "Services",
     "build_router",
 ]
-
-
-def build_router() -> Router:
-    """A router with every handler of this system, validators compiled."""
-    router = Router()
-    router.include(*ALL_HANDLERS)
-    return router
