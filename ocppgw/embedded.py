@@ -21,7 +21,6 @@ from processor.adapters import (
 )
 from processor.clock import SystemClock
 from processor.commands import Commands
-from processor.ids import RandomIds
 from processor.ports import ChargePointOffline, ShadowStore
 
 from .answers import AnswerBoard
@@ -106,15 +105,14 @@ async def run_embedded(settings: DevSettings) -> AsyncIterator[EmbeddedSystem]:
             settings.gateway, registry.find, bus, ssl_context=_ssl_context(settings)
         )
         outbound = GatewayOutbound(gateway)
-        services = Services(
-            config=settings.processor,
+        services = Services.build(
+            settings.processor,
             shadows=SqliteShadowStore(database, clock),
-            clock=clock,
-            ids=RandomIds(),
             id_tokens=tokens,
             transactions=SqliteTransactions(database),
             pending=SqlitePendingCalls(database),
             outbound=outbound,
+            clock=clock,
         )
         bus.set_handler(Processor(build_router(), services, on_answer=answers.resolve).reply)
         commands = Commands(services)

@@ -66,7 +66,7 @@ from ocppj import (
     presence_subscription,
     uplink_subscription,
 )
-from processor.adapters.mqtt_outbound import PublishError
+from processor.adapters.routed_outbound import PublishError
 from processor.ports import ShadowStore
 from processor.presence import PresenceLedger, ShadowPresenceLedger, routable_presence
 

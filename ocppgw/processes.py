@@ -10,12 +10,15 @@ import multiprocessing
 import os
 import signal
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import uvloop
 
 from .gateway_service import GatewaySettings, run_gateway
 from .logs import configure_logging
-from .worker import WorkerSettings, run_worker
+
+if TYPE_CHECKING:
+    from .worker import WorkerSettings
 
 __all__ = ["run_gateways", "run_workers", "stop_on_signals"]
 
@@ -92,6 +95,10 @@ def run_workers(settings: WorkerSettings) -> None:
 
 
 async def _serve_worker(settings: WorkerSettings) -> None:
+    # Here rather than at the top: a spawned gateway process imports this
+    # module, and must not load the processor with the worker.
+    from .worker import run_worker  # noqa: PLC0415
+
     stop = stop_on_signals()
     async with run_worker(settings) as system:
         # "ready" only once the broker delivers to this worker: whoever waits

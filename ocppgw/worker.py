@@ -8,9 +8,10 @@ waits for another's at most the database's busy timeout).
 Two things need more than the single-process parts give:
 
 * Presence of one charger may be handled by two workers at the same moment
-  (a disconnect on one route, the connect on another). ``SqlitePresenceLedger``
-  decides and writes in one SQLite transaction, so the newer presence wins
-  whatever the order.
+  (a disconnect on one route, the connect on another). The presence ledger
+  writes with the SQLite shadow store's conditional update, which reads,
+  decides and writes in one transaction, so the newer presence wins whatever
+  the order.
 * With a shared subscription, the charger's answer to a command may reach
   another worker than the one whose management API sent the command and waits
   for it. ``SharedAnswerBoard`` therefore also watches the charger's shadow,
@@ -22,13 +23,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import orjson
 
 from ocppj import DEFAULT_PREFIX, uplink_subscription
 from processor import Processor, ProcessorConfig, Services, build_router
@@ -39,8 +37,7 @@ from processor.adapters import (
     SqliteShadowStore,
     SqliteTransactions,
 )
-from processor.adapters._sqlite import transaction
-from processor.adapters.mqtt_outbound import MqttOutbound, connection_record
+from processor.adapters.routed_outbound import RoutedOutbound
 from processor.clock import SystemClock
 from processor.commands import CommandAnswer, Commands
 from processor.environment import (
@@ -53,10 +50,8 @@ from processor.environment import (
     port,
     text,
 )
-from processor.ids import RandomIds
-from processor.ports import Clock, ShadowStore
-from processor.presence import Presence, presence_applies
-from processor.shadow import apply_update
+from processor.ports import ShadowStore
+from processor.presence import ShadowPresenceLedger
 
 from .answers import AnswerBoard
 from .management import ManagementApi
@@ -67,7 +62,6 @@ from .settings import id_tokens, local_url, processor_config
 __all__ = [
     "WORKER_ENVIRONMENT",
     "SharedAnswerBoard",
-    "SqlitePresenceLedger",
     "WorkerSettings",
     "WorkerSystem",
     "run_worker",
@@ -138,44 +132,6 @@ class WorkerSettings:
     def management_url(self) -> str:
         """Where the CLI finds this worker's management API."""
         return local_url(self.management_host, self.management_port)
-
-
-class SqlitePresenceLedger:
-    """Presence written to the SQLite shadows in one transaction: read, decide, write.
-
-    ``BEGIN IMMEDIATE`` takes the write lock before the read, so two workers
-    (two processes on one data folder) recording the same charger at once
-    take turns, and the second decides on what the first wrote. The update
-    follows the same shadow rules as ``SqliteShadowStore`` (it would be a
-    conditional update of that store, which this change leaves as it is).
-    """
-
-    def __init__(self, database: Database, clock: Clock) -> None:
-        self._database = database
-        self._clock = clock
-
-    async def record(self, charge_point_id: str, presence: Presence) -> bool:
-        timestamp = int(self._clock.now().timestamp())
-        update = {"reported": {"connection": presence.record()}}
-
-        def write(db: sqlite3.Connection) -> bool:
-            with transaction(db):
-                row = db.execute(
-                    "SELECT document FROM shadows WHERE thing_name = ?", (charge_point_id,)
-                ).fetchone()
-                document = None if row is None else orjson.loads(row[0])
-                if not presence_applies(presence, connection_record(document)):
-                    return False
-                db.execute(
-                    "INSERT OR REPLACE INTO shadows VALUES (?, ?)",
-                    (
-                        charge_point_id,
-                        orjson.dumps(apply_update(document, update, timestamp)).decode(),
-                    ),
-                )
-                return True
-
-        return await self._database.run(write)
 
 
 class SharedAnswerBoard(AnswerBoard):
@@ -321,16 +277,15 @@ async def run_worker(settings: WorkerSettings) -> AsyncIterator[WorkerSystem]:
         shadows = SqliteShadowStore(database, clock)
         # The worker publishes for the outbound, and needs the processor,
         # which needs the outbound: the outbound gets its publisher last.
-        outbound = MqttOutbound(shadows, settings.topic_prefix)
-        services = Services(
-            config=settings.processor,
+        outbound = RoutedOutbound(shadows, settings.topic_prefix)
+        services = Services.build(
+            settings.processor,
             shadows=shadows,
-            clock=clock,
-            ids=RandomIds(),
             id_tokens=tokens,
             transactions=SqliteTransactions(database),
             pending=SqlitePendingCalls(database),
             outbound=outbound,
+            clock=clock,
         )
         answers = SharedAnswerBoard(shadows, wait=settings.processor.call_timeout)
         processor = Processor(build_router(), services, on_answer=answers.resolve)
@@ -339,7 +294,7 @@ async def run_worker(settings: WorkerSettings) -> AsyncIterator[WorkerSystem]:
             shadows,
             settings.topic_prefix,
             settings.mqtt,
-            presence=SqlitePresenceLedger(database, clock),
+            presence=ShadowPresenceLedger(shadows),
         )
         outbound.attach(worker)
         worker.start()

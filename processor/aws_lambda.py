@@ -18,7 +18,7 @@
   dropped; a failed shadow read or write is redelivered. The presence
   records of one charger in a batch are handled one after another, and each
   write names the shadow version its decision was made on
-  (``adapters.iot_presence``), so two containers judging one charger at the
+  (``IotShadowStore.update_if``), so two containers judging one charger at the
   same instant cannot leave a stale record.
 * ``remote_start_handler`` / ``remote_stop_handler``: the seed's input
   formats. They cannot wait for the charger's answer (it arrives through SQS,
@@ -48,11 +48,10 @@ from . import build_router
 from .adapters.dynamodb_pending_calls import DynamoDbPendingCalls
 from .adapters.dynamodb_registry import DynamoDbRegistry
 from .adapters.dynamodb_transactions import DynamoDbTransactions
-from .adapters.iot_outbound import IotOutbound, publish_reply
-from .adapters.iot_presence import IotPresenceLedger
+from .adapters.iot_publisher import IotDataPublisher
 from .adapters.iot_shadow import IotShadowStore
+from .adapters.routed_outbound import RoutedOutbound
 from .adapters.static_id_tokens import StaticIdTokens, load_id_tokens
-from .clock import SystemClock
 from .commands import Commands, InvalidCommand, RemoteStart, RemoteStop, SentCommand
 from .config import ProcessorConfig
 from .context import Services
@@ -68,9 +67,8 @@ from .environment import (
     required,
     url,
 )
-from .ids import RandomIds
 from .ports import ChargePointOffline
-from .presence import routable_presence
+from .presence import ShadowPresenceLedger, routable_presence
 
 __all__ = [
     "LAMBDA_ENVIRONMENT",
@@ -149,30 +147,28 @@ class LambdaApp:
         dynamodb = session.client(
             "dynamodb", region_name=settings.region, endpoint_url=settings.endpoint_url
         )
-        self._iot_data = session.client(
+        iot_data = session.client(
             "iot-data", region_name=settings.region, endpoint_url=settings.iot_endpoint_url
         )
         self._prefix = settings.topic_prefix
-        clock = SystemClock()
-        shadows = IotShadowStore(self._iot_data)
+        shadows = IotShadowStore(iot_data)
+        self._outbound = RoutedOutbound(shadows, settings.topic_prefix, IotDataPublisher(iot_data))
         try:
             statuses = (
                 None if settings.id_tokens_file is None else load_id_tokens(settings.id_tokens_file)
             )
         except (OSError, ValueError) as exc:
             raise SettingsError(f"OCPP_ID_TOKENS: {exc}") from None
-        self.services = Services(
-            config=settings.processor,
+        self.services = Services.build(
+            settings.processor,
             shadows=shadows,
-            clock=clock,
-            ids=RandomIds(),
             id_tokens=StaticIdTokens(statuses),
             transactions=DynamoDbTransactions(dynamodb, settings.transaction_table),
             pending=DynamoDbPendingCalls(dynamodb, settings.pending_call_table),
-            outbound=IotOutbound(self._iot_data, shadows, settings.topic_prefix),
+            outbound=self._outbound,
         )
         self.registry = DynamoDbRegistry(dynamodb, settings.charge_point_table)
-        self._presence = IotPresenceLedger(shadows)
+        self._presence = ShadowPresenceLedger(shadows)
         # A store that fails sends the record back to SQS rather than an
         # InternalError to the charger: the retry can still succeed.
         self._processor = Processor(build_router(), self.services, raise_failures=True)
@@ -220,7 +216,7 @@ class LambdaApp:
         try:
             answer = await self._processor.handle(charge_point_id, protocol, frame)
             if answer is not None:
-                await publish_reply(self._iot_data, self._prefix, route, charge_point_id, answer)
+                await self._outbound.reply(route, charge_point_id, answer)
         except Exception:
             log.exception(
                 "record failed; SQS will deliver it again",

@@ -10,6 +10,7 @@ and sent through the outbound port. The charger's answer is matched in
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +27,7 @@ from ocppj import (
 
 from .context import Services
 from .ports import ChargePointOffline, PendingCall
-from .schemas import SchemaCatalog
+from .schemas import SchemaCatalog, catalog_of
 
 __all__ = [
     "CommandAnswer",
@@ -149,9 +150,19 @@ class CommandAnswer:
 
 
 class Commands:
-    def __init__(self, services: Services) -> None:
+    """Builds, checks, records and sends the backend's commands.
+
+    ``catalogs`` gives the schema catalog of a version; the process's shared
+    one unless a test gives its own.
+    """
+
+    def __init__(
+        self,
+        services: Services,
+        catalogs: Callable[[OcppVersion], SchemaCatalog] = catalog_of,
+    ) -> None:
         self._services = services
-        self._catalogs = {version: SchemaCatalog(version) for version in OcppVersion}
+        self._catalogs = {version: catalogs(version) for version in OcppVersion}
 
     async def remote_start(self, command: RemoteStart) -> SentCommand:
         version = await self._version(command.charge_point_id)

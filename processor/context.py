@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 from ocppj import OcppVersion
 
-from .clock import rfc3339
+from .clock import SystemClock, rfc3339
 from .config import ProcessorConfig
+from .ids import RandomIds
 from .ports import Clock, Ids, IdTokens, Outbound, PendingCalls, ShadowStore, Transactions
 
 __all__ = ["Context", "Services"]
@@ -25,6 +26,33 @@ class Services:
     transactions: Transactions
     pending: PendingCalls
     outbound: Outbound
+
+    @classmethod
+    def build(
+        cls,
+        config: ProcessorConfig,
+        *,
+        shadows: ShadowStore,
+        id_tokens: IdTokens,
+        transactions: Transactions,
+        pending: PendingCalls,
+        outbound: Outbound,
+        clock: Clock | None = None,
+        ids: Ids | None = None,
+    ) -> Services:
+        """The services of a deployable: its stores and outbound, with the
+        system clock and random ids unless others are given (pass the clock
+        the stores were given, so that every timestamp comes from one)."""
+        return cls(
+            config=config,
+            shadows=shadows,
+            clock=clock or SystemClock(),
+            ids=ids or RandomIds(),
+            id_tokens=id_tokens,
+            transactions=transactions,
+            pending=pending,
+            outbound=outbound,
+        )
 
     def now(self) -> str:
         """The current time as OCPP writes it."""

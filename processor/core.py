@@ -30,7 +30,6 @@ from ocppj import (
 from .commands import CommandAnswer
 from .context import Context, Services
 from .router import Router
-from .schemas import SchemaCatalog
 from .shadow import replacement
 
 __all__ = ["AnswerListener", "Processor"]
@@ -60,7 +59,6 @@ class Processor:
         self._services = services
         self._on_answer = on_answer
         self._raise_failures = raise_failures
-        self._catalogs = {version: SchemaCatalog(version) for version in OcppVersion}
 
     async def handle(self, charge_point_id: str, subprotocol: str, frame: bytes) -> bytes | None:
         """Process one frame a charge point sent; return the frame to send back, if any.
@@ -151,7 +149,8 @@ class Processor:
                 charge_point_id, message.message_id, pending.action, message.payload
             )
             try:
-                self._catalogs[version].response(pending.action, ours=False).check(message.payload)
+                schema = self._router.catalog(version).response(pending.action, ours=False)
+                schema.check(message.payload)
             except OcppError as error:
                 log.warning(
                     "charger's answer breaks its schema; recorded as it is",

@@ -7,6 +7,7 @@ imports sqlite3 or boto3.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -37,6 +38,22 @@ class ShadowStore(Protocol):
 
     async def update(self, thing: str, state: dict[str, Any]) -> None:
         """Merge ``state`` (``{"reported": {...}}``) into the shadow."""
+        ...
+
+    async def update_if(
+        self,
+        thing: str,
+        condition: Callable[[dict[str, Any] | None], bool],
+        state: dict[str, Any],
+    ) -> bool:
+        """Merge ``state`` if ``condition`` holds for the document it merges into.
+
+        The store reads, decides and writes as one step: no other write lands
+        between the document ``condition`` was given and the update, so two
+        consumers updating one shadow at once each decide on what the other
+        wrote. True if written. ``condition`` must be quick and pure: it may
+        run on another thread, and more than once.
+        """
         ...
 
 

@@ -150,22 +150,21 @@ class PresenceLedger(Protocol):
 
 
 class ShadowPresenceLedger:
-    """Presence in any ``ShadowStore``: read the record, decide, write.
+    """Presence in any ``ShadowStore``, written with its conditional update.
 
-    Read and write are two steps, so two consumers writing the same charger
-    at the same instant could both decide on the same old record. One worker
-    never does (a charger's messages go to one consumer); across workers, use
-    a ledger whose store decides and writes in one step (the SQLite one in
-    ``ocppgw.worker``; on AWS, ``adapters.iot_presence.IotPresenceLedger``,
-    whose write is conditional on the shadow version it read).
+    The store reads the record, lets ``presence_applies`` decide and writes
+    as one step (``ShadowStore.update_if``), so consumers recording one
+    charger side by side (two workers on one SQLite folder, two Lambda
+    containers on one IoT shadow) cannot leave a stale record: the newer
+    presence wins whatever the order.
     """
 
     def __init__(self, shadows: ShadowStore) -> None:
         self._shadows = shadows
 
     async def record(self, charge_point_id: str, presence: Presence) -> bool:
-        recorded = connection_record(await self._shadows.get(charge_point_id))
-        if not presence_applies(presence, recorded):
-            return False
-        await self._shadows.update(charge_point_id, {"reported": {"connection": presence.record()}})
-        return True
+        return await self._shadows.update_if(
+            charge_point_id,
+            lambda document: presence_applies(presence, connection_record(document)),
+            {"reported": {"connection": presence.record()}},
+        )

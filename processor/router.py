@@ -1,8 +1,9 @@
 """Routes a CALL to its handler by (OCPP version, action).
 
 Handler modules collect their handlers in a ``HandlerSet`` (no work at import
-time); ``Router.include`` compiles each route's request and response
-validators once, so a call costs two dict look-ups and two schema checks::
+time); ``Router.include`` takes each route's request and response validators
+from the process's schema catalog (compiled once per process), so a call
+costs two dict look-ups and two schema checks::
 
     handlers = HandlerSet()
 
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from ocppj import NotImplementedAction, NotSupported, OcppVersion
 
-from .schemas import PayloadValidator, SchemaCatalog
+from .schemas import PayloadValidator, SchemaCatalog, catalog_of
 
 if TYPE_CHECKING:
     from .context import Context
@@ -59,10 +60,14 @@ class Route:
 
 
 class Router:
-    """A table of handlers keyed by (version, action)."""
+    """A table of handlers keyed by (version, action).
 
-    def __init__(self) -> None:
-        self._catalogs = {version: SchemaCatalog(version) for version in OcppVersion}
+    ``catalogs`` gives the schema catalog of a version; the process's shared
+    one unless a test gives its own.
+    """
+
+    def __init__(self, catalogs: Callable[[OcppVersion], SchemaCatalog] = catalog_of) -> None:
+        self._catalogs = {version: catalogs(version) for version in OcppVersion}
         self._routes: dict[tuple[OcppVersion, str], Route] = {}
 
     def include(self, *handler_sets: HandlerSet) -> None:
@@ -79,6 +84,10 @@ class Router:
         self._routes[version, action] = Route(
             action, handler, catalog.request(action), catalog.response(action)
         )
+
+    def catalog(self, version: OcppVersion) -> SchemaCatalog:
+        """The schemas of ``version`` this router checks with."""
+        return self._catalogs[version]
 
     def route(self, version: OcppVersion, action: str) -> Route:
         """The route for a CALL, or the CALLERROR that says why there is none."""

@@ -2,8 +2,10 @@
 
 The schemas come from the ``ocpp`` package (the Open Charge Alliance's files,
 as shipped by mobilityhouse/ocpp); jsonschema-rs compiles each one the first
-time it is asked for. A failed check becomes the CALLERROR the OCPP-J
-specification names for it:
+time it is asked for. ``catalog_of(version)`` is the process's one catalog
+of a version, shared by every router, processor and command set, so each
+(version, action, direction) is compiled once however many are built. A
+failed check becomes the CALLERROR the OCPP-J specification names for it:
 
 ==========================  =====================================
 schema rule that failed     CALLERROR (2.0.1 spelling; 1.6 sic)
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
+from collections.abc import Callable
 from typing import Any
 
 import jsonschema_rs
@@ -33,7 +36,7 @@ from ocppj import (
     TypeConstraintViolation,
 )
 
-__all__ = ["PayloadValidator", "SchemaCatalog"]
+__all__ = ["Compile", "PayloadValidator", "SchemaCatalog", "catalog_of"]
 
 _Kind = jsonschema_rs.ValidationErrorKind
 _OCCURRENCE = (
@@ -100,11 +103,21 @@ def _ocpp_error(error: jsonschema_rs.ValidationError, name: str) -> OcppError:
     return FormatViolation(description, details)
 
 
-class SchemaCatalog:
-    """Every schema of one OCPP version, compiled on first use and kept."""
+#: Makes the validator of one schema: ``compile(schema, name, ours=...)``.
+Compile = Callable[..., PayloadValidator]
 
-    def __init__(self, version: OcppVersion) -> None:
+
+class SchemaCatalog:
+    """Every schema of one OCPP version, compiled on first use and kept.
+
+    Build one with ``catalog_of`` (the process's); ``compile`` is for tests
+    that count compilations.
+    """
+
+    def __init__(self, version: OcppVersion, *, compile: Compile = PayloadValidator) -> None:
         self.version = version
+        self._compile = compile
+        self._validators: dict[tuple[str, bool], PayloadValidator] = {}
         self._folder = importlib.resources.files("ocpp") / _FOLDERS[version] / "schemas"
         suffix = _REQUEST_SUFFIX[version]
         names = [entry.name.removesuffix(".json") for entry in self._folder.iterdir()]
@@ -120,9 +133,18 @@ class SchemaCatalog:
         """The response schema of ``action``; ``ours`` when this system sends it."""
         return self._validator(action + _RESPONSE_SUFFIX, ours=ours)
 
-    @functools.cache  # noqa: B019 - catalogs live as long as the process
     def _validator(self, name: str, *, ours: bool) -> PayloadValidator:
-        schema_file = self._folder / f"{name}.json"
-        if not schema_file.is_file():
-            raise LookupError(f"OCPP {self.version.value} has no schema {name}")
-        return PayloadValidator(orjson.loads(schema_file.read_bytes()), name, ours=ours)
+        validator = self._validators.get((name, ours))
+        if validator is None:
+            schema_file = self._folder / f"{name}.json"
+            if not schema_file.is_file():
+                raise LookupError(f"OCPP {self.version.value} has no schema {name}")
+            schema = orjson.loads(schema_file.read_bytes())
+            validator = self._validators[name, ours] = self._compile(schema, name, ours=ours)
+        return validator
+
+
+@functools.cache
+def catalog_of(version: OcppVersion) -> SchemaCatalog:
+    """The process's catalog of ``version``, made on first use and shared."""
+    return SchemaCatalog(version)

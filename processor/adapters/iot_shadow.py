@@ -11,6 +11,10 @@ leaf, as big as the state itself) and ``state.delta`` (derived from desired
 and reported) are dropped, so the core sees one document shape whichever
 store runs, and nothing in the core reads them.
 
+``update_if`` is optimistic locking on the shadow's ``version``: the update
+names the version its decision was made on, and a conflict (another write
+came first) means read and decide again.
+
 boto3 blocks, so every call runs on an executor (the loop's default thread
 pool unless one is given): the event loop never waits on the network.
 """
@@ -44,11 +48,16 @@ class ShadowVersionConflict(ShadowStoreError):
 
 
 class IotShadowStore:
-    """A ``ShadowStore`` over a boto3 ``iot-data`` client."""
+    """A ``ShadowStore`` over a boto3 ``iot-data`` client.
 
-    def __init__(self, client: Any, executor: Executor | None = None) -> None:
+    ``attempts`` bounds how often ``update_if`` reads and decides again after
+    a version conflict before it gives up with ``ShadowStoreError``.
+    """
+
+    def __init__(self, client: Any, executor: Executor | None = None, *, attempts: int = 5) -> None:
         self._client = client
         self._executor = executor
+        self._attempts = attempts
 
     async def get(self, thing: str) -> dict[str, Any] | None:
         """The shadow of charge point ``thing``, or None if it has none."""
@@ -78,6 +87,30 @@ class IotShadowStore:
         if version is not None:
             document["version"] = version
         await self._run(thing, name, "update", self._write, name, orjson.dumps(document))
+
+    async def update_if(
+        self,
+        thing: str,
+        condition: Callable[[dict[str, Any] | None], bool],
+        state: dict[str, Any],
+    ) -> bool:
+        """Merge ``state`` if ``condition`` holds, at the version it was judged on."""
+        for _ in range(self._attempts):
+            document = await self.get(thing)
+            if not condition(document):
+                return False
+            # A thing without a shadow has no version to hold: its first
+            # write is unconditional, as IoT Core offers nothing narrower.
+            version = None if document is None else int(document["version"])
+            try:
+                await self.update(thing, state, version=version)
+            except ShadowVersionConflict:
+                continue
+            return True
+        raise ShadowStoreError(
+            f"the shadow of {thing!r} changed under {self._attempts} attempts "
+            "to update it conditionally"
+        )
 
     def _write(self, name: str, payload: bytes) -> None:
         response = self._client.update_thing_shadow(thingName=name, payload=payload)

@@ -8,6 +8,7 @@ holds for SQLite and DynamoDB too.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -37,6 +38,18 @@ class MemoryShadowStore:
     async def update(self, thing: str, state: dict[str, Any]) -> None:
         timestamp = int(self._clock.now().timestamp())
         self.documents[thing] = apply_update(self.documents.get(thing), state, timestamp)
+
+    async def update_if(
+        self,
+        thing: str,
+        condition: Callable[[dict[str, Any] | None], bool],
+        state: dict[str, Any],
+    ) -> bool:
+        # update() never suspends, so nothing can come between read and write.
+        if not condition(self.documents.get(thing)):
+            return False
+        await self.update(thing, state)
+        return True
 
 
 class MemoryTransactions:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -14,7 +15,11 @@ from ocppj import (
     PropertyConstraintViolation,
     TypeConstraintViolation,
 )
-from processor.schemas import SchemaCatalog
+from processor import Processor, build_router
+from processor.commands import Commands, RemoteStart
+from processor.schemas import Compile, PayloadValidator, SchemaCatalog, catalog_of
+
+from .conftest import Harness
 
 V16, V201 = SchemaCatalog(OcppVersion.V16), SchemaCatalog(OcppVersion.V201)
 BOOT16 = {"chargePointVendor": "V", "chargePointModel": "M"}
@@ -73,3 +78,36 @@ def test_the_catalogs_know_each_versions_actions() -> None:
     assert "RemoteStartTransaction" in V16.actions  # backend-initiated actions count too
     with pytest.raises(LookupError):
         V16.request("TransactionEvent")
+
+
+async def test_two_processors_compile_each_schema_once() -> None:
+    compiled: Counter[tuple[str, str, bool]] = Counter()
+
+    def counting(version: OcppVersion) -> Compile:
+        def compile(schema: dict[str, Any], name: str, *, ours: bool) -> PayloadValidator:
+            compiled[version.value, name, ours] += 1
+            return PayloadValidator(schema, name, ours=ours)
+
+        return compile
+
+    catalogs = {v: SchemaCatalog(v, compile=counting(v)) for v in OcppVersion}
+    for _ in range(2):
+        harness = Harness()
+        harness.processor = Processor(build_router(catalogs.__getitem__), harness.services)
+        commands = Commands(harness.services, catalogs.__getitem__)
+        await harness.call("ocpp1.6", "BootNotification", BOOT16)
+        harness.outbound.connections = {"CP001": "ocpp1.6"}
+        sent = await commands.remote_start(RemoteStart("CP001", "TAG"))
+        await harness.send("ocpp1.6", [3, sent.message_id, {"status": "Accepted"}])
+    assert compiled[("1.6", "BootNotification", False)] == 1
+    assert compiled[("1.6", "RemoteStartTransaction", True)] == 1
+    assert compiled[("1.6", "RemoteStartTransactionResponse", False)] == 1
+    assert set(compiled.values()) == {1}
+
+
+def test_routers_share_the_process_catalog_by_default() -> None:
+    first, second = build_router(), build_router()
+    for version in OcppVersion:
+        assert first.catalog(version) is second.catalog(version) is catalog_of(version)
+    route, again = (r.route(OcppVersion.V16, "Heartbeat") for r in (first, second))
+    assert route.request is again.request

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,6 +45,37 @@ async def test_shadows_survive_a_restart(tmp_path: Path) -> None:
         assert document == {"state": {"reported": {"a": 1}}, "version": 1, "timestamp": 1767225600}
     finally:
         second.close()
+
+
+async def test_a_conditional_update_decides_on_the_document_it_merges_into(
+    tmp_path: Path,
+) -> None:
+    database = Database(tmp_path)
+    try:
+        store = SqliteShadowStore(database, Clock())
+        seen: list[object] = []
+
+        def below(limit: int) -> Callable[[dict[str, Any] | None], bool]:
+            def condition(document: dict[str, Any] | None) -> bool:
+                seen.append(document)
+                count = 0 if document is None else document["state"]["reported"]["count"]
+                return bool(count < limit)
+
+            return condition
+
+        assert await store.update_if("CP1", below(1), {"reported": {"count": 1}})
+        assert not await store.update_if("CP1", below(1), {"reported": {"count": 2}})
+        assert seen[0] is None
+        assert seen[1] == await store.get("CP1")
+        document = await store.get("CP1")
+        assert document is not None
+        assert (document["version"], document["state"]["reported"]) == (1, {"count": 1})
+        # Shadow rules apply as in update(); a refused update leaves no trace.
+        with pytest.raises(ValueError, match="unknown sections"):
+            await store.update_if("CP1", below(5), {"delta": {}})
+        assert await store.get("CP1") == document
+    finally:
+        database.close()
 
 
 def test_registry_add_is_all_or_nothing(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""IotOutbound and publish_reply against moto's IoT data plane, over HTTP.
+"""RoutedOutbound over IotDataPublisher against moto's IoT data plane, over HTTP.
 
 moto offers no HTTP way to read back what was published (its ``/moto-api/``
 dashboard lists model instances, and published messages are a plain list on
@@ -17,8 +17,9 @@ import pytest
 from moto.iotdata.models import iotdata_backends
 
 from ocppj import Downlink, MessageType, downlink_topic
-from processor.adapters.iot_outbound import IotOutbound, PublishError, publish_reply
+from processor.adapters.iot_publisher import IotDataPublisher
 from processor.adapters.iot_shadow import IotShadowStore
+from processor.adapters.routed_outbound import PublishError, RoutedOutbound
 from processor.adapters.thing_names import thing_name
 from processor.ports import ChargePointOffline
 
@@ -41,8 +42,12 @@ def shadows(iot_data: Any) -> IotShadowStore:
 
 
 @pytest.fixture
-def outbound(iot_data: Any, shadows: IotShadowStore, unique: str) -> IotOutbound:
-    return IotOutbound(iot_data, shadows, prefix=unique)
+def outbound(iot_data: Any, shadows: IotShadowStore, unique: str) -> RoutedOutbound:
+    return iot_outbound(iot_data, shadows, unique)
+
+
+def iot_outbound(client: Any, shadows: IotShadowStore, prefix: str) -> RoutedOutbound:
+    return RoutedOutbound(shadows, prefix, IotDataPublisher(client))
 
 
 @pytest.fixture
@@ -79,7 +84,7 @@ async def test_send_publishes_to_the_route_holding_the_charger(
     client.meta.events.register(
         "before-send.iot-data.Publish", lambda request, **_: urls.append(request.url)
     )
-    await IotOutbound(client, shadows, prefix=unique).send(cp, COMMAND)
+    await iot_outbound(client, shadows, unique).send(cp, COMMAND)
     topic = downlink_topic(unique, "gw-7f3a.2", cp)
     assert published(unique) == [(topic, FRAME)]
     assert topic.count("/") == 3
@@ -88,7 +93,7 @@ async def test_send_publishes_to_the_route_holding_the_charger(
 
 
 async def test_subprotocol_comes_from_the_presence_record(
-    outbound: IotOutbound, shadows: IotShadowStore, charger: Callable[[str], str], unique: str
+    outbound: RoutedOutbound, shadows: IotShadowStore, charger: Callable[[str], str], unique: str
 ) -> None:
     cp = charger(unique)
     assert await outbound.subprotocol(cp) is None  # no shadow at all
@@ -112,7 +117,7 @@ async def test_subprotocol_comes_from_the_presence_record(
     ],
 )
 async def test_send_to_an_offline_charger_names_it(
-    outbound: IotOutbound,
+    outbound: RoutedOutbound,
     shadows: IotShadowStore,
     charger: Callable[[str], str],
     unique: str,
@@ -125,32 +130,34 @@ async def test_send_to_an_offline_charger_names_it(
     assert published(unique) == []
 
 
-async def test_send_without_any_shadow_is_offline(outbound: IotOutbound, unique: str) -> None:
+async def test_send_without_any_shadow_is_offline(outbound: RoutedOutbound, unique: str) -> None:
     with pytest.raises(ChargePointOffline, match=unique):
         await outbound.send(unique, COMMAND)
 
 
-async def test_publish_reply_answers_on_the_given_route(iot_data: Any, unique: str) -> None:
-    await publish_reply(iot_data, unique, "gw-1.0", "RDAM 123", b'[3,"1",{}]')
-    await publish_reply(iot_data, unique, "gw-2.3", "RDAM 123", b'[3,"2",{}]')
+async def test_a_reply_answers_on_the_given_route(outbound: RoutedOutbound, unique: str) -> None:
+    await outbound.reply("gw-1.0", "RDAM 123", b'[3,"1",{}]')
+    await outbound.reply("gw-2.3", "RDAM 123", b'[3,"2",{}]')
     assert published(unique) == [
         (f"{unique}/out/gw-1.0/RDAM%20123", b'[3,"1",{}]'),
         (f"{unique}/out/gw-2.3/RDAM%20123", b'[3,"2",{}]'),
     ]
 
 
-async def test_publish_reply_refuses_a_bad_route(iot_data: Any, unique: str) -> None:
+async def test_a_reply_refuses_a_bad_route(outbound: RoutedOutbound, unique: str) -> None:
     with pytest.raises(ValueError, match="route 'gw/1' contains '/'"):
-        await publish_reply(iot_data, unique, "gw/1", "CP1", b"[]")
+        await outbound.reply("gw/1", "CP1", b"[]")
     assert published(unique) == []
 
 
-async def test_a_failed_publish_names_the_charger(unique: str, dead_endpoint: str) -> None:
+async def test_a_failed_publish_names_the_topic(
+    shadows: IotShadowStore, unique: str, dead_endpoint: str
+) -> None:
     client = make_client("iot-data", dead_endpoint, retries={"total_max_attempts": 1})
-    with pytest.raises(PublishError, match=f"charge point 'CP1' on '{unique}/out/gw-1/CP1'"):
-        await publish_reply(client, unique, "gw-1", "CP1", b"[]")
+    with pytest.raises(PublishError, match=f"for '{unique}/out/gw-1/CP1'"):
+        await iot_outbound(client, shadows, unique).reply("gw-1", "CP1", b"[]")
 
 
 def test_a_bad_prefix_is_refused_at_once(iot_data: Any, shadows: IotShadowStore) -> None:
     with pytest.raises(ValueError, match="prefix 'a/b'"):
-        IotOutbound(iot_data, shadows, prefix="a/b")
+        iot_outbound(iot_data, shadows, "a/b")

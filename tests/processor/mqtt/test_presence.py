@@ -12,7 +12,7 @@ import pytest
 
 from ocppgw.mqtt_worker import MqttWorker
 from ocppgw.mqtt_worker_config import WorkerConfig
-from ocppgw.worker import SqlitePresenceLedger, WorkerSystem, run_worker
+from ocppgw.worker import WorkerSystem, run_worker
 from processor.adapters import Database, SqliteShadowStore
 from processor.adapters.memory import MemoryShadowStore
 from processor.clock import SystemClock
@@ -120,7 +120,7 @@ async def test_shadow_ledger_writes_the_connection_record() -> None:
     assert shadow["state"]["reported"]["connection"] == record(True, "A", T2)
 
 
-async def test_sqlite_ledger_decides_and_writes_atomically_across_processes(
+async def test_the_ledger_over_sqlite_decides_and_writes_atomically_across_processes(
     tmp_path: Path,
 ) -> None:
     """Two workers (two database handles on one folder) record two connects at once:
@@ -128,8 +128,11 @@ async def test_sqlite_ledger_decides_and_writes_atomically_across_processes(
     clock = SystemClock()
     first, second = Database(tmp_path), Database(tmp_path)
     try:
-        ledgers = SqlitePresenceLedger(first, clock), SqlitePresenceLedger(second, clock)
         shadows = SqliteShadowStore(first, clock)
+        ledgers = (
+            ShadowPresenceLedger(shadows),
+            ShadowPresenceLedger(SqliteShadowStore(second, clock)),
+        )
         for n in range(30):
             cp = f"CP{n}"
             await ledgers[0].record(cp, presence(True, "A", T1))
@@ -144,13 +147,13 @@ async def test_sqlite_ledger_decides_and_writes_atomically_across_processes(
         second.close()
 
 
-async def test_sqlite_ledger_keeps_the_rest_of_the_shadow(tmp_path: Path) -> None:
+async def test_the_ledger_over_sqlite_keeps_the_rest_of_the_shadow(tmp_path: Path) -> None:
     clock = SystemClock()
     database = Database(tmp_path)
     try:
         shadows = SqliteShadowStore(database, clock)
         await shadows.update("CP1", {"reported": {"ocppVersion": "1.6"}})
-        assert await SqlitePresenceLedger(database, clock).record("CP1", presence(True, "A", T1))
+        assert await ShadowPresenceLedger(shadows).record("CP1", presence(True, "A", T1))
         shadow = await shadows.get("CP1")
         assert shadow is not None
         assert shadow["version"] == 2

@@ -22,7 +22,7 @@ from processor.adapters.memory import (
     MemoryTransactions,
     SequentialIds,
 )
-from processor.adapters.mqtt_outbound import PublishError
+from processor.adapters.routed_outbound import PublishError
 from processor.adapters.static_id_tokens import StaticIdTokens
 from processor.clock import SystemClock
 from tests.conftest import BOOT_V16, BOOT_V201
