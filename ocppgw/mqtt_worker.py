@@ -145,7 +145,7 @@ class MqttWorker:
     ``wait_subscribed()`` waits until the subscriptions are in place;
     ``stop(timeout)`` unsubscribes, lets in-flight messages finish within the
     timeout, and disconnects. It also serves as the ``Publisher`` of
-    ``processor.adapters.mqtt_outbound.MqttOutbound``.
+    ``processor.adapters.routed_outbound.RoutedOutbound``.
     """
 
     def __init__(

@@ -7,6 +7,7 @@ import pytest
 
 from ocppj import NotImplementedAction, NotSupported, OcppError, OcppVersion
 from processor import Context, HandlerSet, Router, build_router
+from processor.schemas import SchemaCatalog
 
 V16, V201 = OcppVersion.V16, OcppVersion.V201
 
@@ -53,7 +54,9 @@ def test_validators_are_compiled_at_registration(monkeypatch: pytest.MonkeyPatch
         return compile_schema(schema, **options)
 
     monkeypatch.setattr(jsonschema_rs, "validator_for", counting)
-    router = Router()
+    # A catalog of its own: the process's shared one may have compiled these already.
+    catalogs = {version: SchemaCatalog(version) for version in OcppVersion}
+    router = Router(catalogs.__getitem__)
     router.add(V201, "Heartbeat", answer)
     # Registration compiles the request and the response schema...
     assert len(compiled) == 2
