@@ -13,15 +13,16 @@ RUN python -m venv /opt/ocppgw
 WORKDIR /src
 # Dependencies first: this layer stays cached while only the code changes.
 COPY pyproject.toml README.md ./
-RUN mkdir ocppj mqttio gateway processor ocppgw \
+RUN mkdir ocppj mqttio gateway processor lambdas ocppgw \
  && touch ocppj/__init__.py mqttio/__init__.py gateway/__init__.py processor/__init__.py \
-    ocppgw/__init__.py \
+    lambdas/__init__.py ocppgw/__init__.py \
  && /opt/ocppgw/bin/pip install . \
  && /opt/ocppgw/bin/pip uninstall -y ocppgw
 COPY ocppj ocppj
 COPY mqttio mqttio
 COPY gateway gateway
 COPY processor processor
+COPY lambdas lambdas
 COPY ocppgw ocppgw
 RUN /opt/ocppgw/bin/pip install --no-deps . \
  && /opt/ocppgw/bin/python -m compileall -q /opt/ocppgw

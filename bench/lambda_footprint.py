@@ -60,7 +60,7 @@ def status_kib(field):
         return next(int(line.split()[1]) for line in status if line.startswith(field))
 started = time.perf_counter()
 sys.path.insert(0, sys.argv[1])
-import processor.aws_lambda as handlers
+import lambdas.handlers as handlers
 imported = time.perf_counter()
 batches = []
 for line in sys.stdin:

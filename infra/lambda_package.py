@@ -28,8 +28,8 @@ from pathlib import Path
 __all__ = ["LambdaTarget", "build", "requirements", "LAMBDA_TARGET"]
 
 REPOSITORY = Path(__file__).resolve().parent.parent
-#: The packages the Lambda handlers import (``processor.aws_lambda`` and below).
-SOURCES = ("ocppj", "processor")
+#: The packages the Lambda handlers import (``lambdas.handlers`` and below).
+SOURCES = ("ocppj", "processor", "lambdas")
 #: The distributions of ``pyproject.toml`` they need at run time. Not gmqtt,
 #: aiohttp, picows or uvloop: those serve the gateway and the local worker.
 DISTRIBUTIONS = ("orjson", "ocpp", "jsonschema-rs", "boto3")

@@ -36,11 +36,11 @@ __all__ = [
 #: The seed's sizing of every function.
 LAMBDA_MEMORY_MB = 128
 LAMBDA_TIMEOUT_S = 30
-#: Role -> handler in ``processor.aws_lambda``.
+#: Role -> handler in ``lambdas.handlers``.
 FUNCTIONS = {
-    "processor": "processor.aws_lambda.message_processor_handler",
-    "remote-start": "processor.aws_lambda.remote_start_handler",
-    "remote-stop": "processor.aws_lambda.remote_stop_handler",
+    "processor": "lambdas.handlers.message_processor_handler",
+    "remote-start": "lambdas.handlers.remote_start_handler",
+    "remote-stop": "lambdas.handlers.remote_stop_handler",
 }
 # AWS asks for a visibility timeout of at least six times the function's
 # timeout on an SQS event source, so a batch being retried is not redelivered.

@@ -18,6 +18,7 @@ from infra.lambda_package import (
     DISTRIBUTIONS,
     LAMBDA_TARGET,
     REPOSITORY,
+    SOURCES,
     build,
     requirements,
 )
@@ -49,14 +50,14 @@ def test_target_is_arm64_python_312_with_every_manylinux_level() -> None:
 @pytest.mark.network
 def test_arm64_package_holds_the_sources_and_aarch64_wheels_only(lambda_cache: Path) -> None:
     folder = build(lambda_cache)
-    assert (folder / "processor" / "aws_lambda.py").is_file()
+    assert (folder / "lambdas" / "handlers.py").is_file()
     assert (folder / "ocppj" / "topics.py").is_file()
     assert not list(folder.rglob("__pycache__"))
     extensions = [p.name for p in folder.rglob("*.so")]
     assert any(name.startswith("orjson.cpython-312-aarch64") for name in extensions)
     assert extensions and not any("x86_64" in name for name in extensions)
     # The gateway's and the worker's libraries stay out.
-    for name in ("gmqtt", "aiohttp", "picows", "uvloop", "ocppgw", "gateway"):
+    for name in ("gmqtt", "mqttio", "aiohttp", "picows", "uvloop", "ocppgw", "gateway"):
         assert not (folder / name).exists(), name
     # A second build of the same tree is the cached one.
     assert build(lambda_cache) == folder
@@ -68,7 +69,7 @@ def test_package_imports_the_handlers_with_nothing_else_on_the_path(
     folder = local_lambda_package
     probe = (
         "import sys; sys.path.insert(0, sys.argv[1]);"
-        "import processor.aws_lambda as m;"
+        "import lambdas.handlers as m;"
         "assert callable(m.message_processor_handler);"
         "assert callable(m.remote_start_handler) and callable(m.remote_stop_handler);"
         "import processor.schemas;"
@@ -90,7 +91,7 @@ def test_a_changed_source_makes_a_new_package(
     lambda_cache: Path, local_wheelhouse: Path, tmp_path: Path
 ) -> None:
     copy = tmp_path / "repo"
-    for name in ("ocppj", "processor"):
+    for name in SOURCES:
         (copy / name).mkdir(parents=True)
         (copy / name / "__init__.py").write_text("")
     (copy / "pyproject.toml").write_text((REPOSITORY / "pyproject.toml").read_text())

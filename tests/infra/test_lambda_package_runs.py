@@ -40,7 +40,7 @@ ROUTE = "gw-0a1b2c3d.0"
 RUNNER = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
-import processor.aws_lambda as handlers
+import lambdas.handlers as handlers
 for line in sys.stdin:
     name, event = json.loads(line)
     print(json.dumps(getattr(handlers, name)(event, None)), flush=True)

@@ -363,7 +363,7 @@ def test_functions_are_arm64_python_128_mb_30_s(stack: Stack, role: str, handler
     assert function["runtime"] == "python3.12"
     assert function["memorySize"] == 128
     assert function["timeout"] == 30
-    assert function["handler"] == f"processor.aws_lambda.{handler}"
+    assert function["handler"] == f"lambdas.handlers.{handler}"
     module, name = function["handler"].rsplit(".", 1)
     assert callable(getattr(importlib.import_module(module), name))
     variables = function["environment"]["variables"]

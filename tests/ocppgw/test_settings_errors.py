@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import trustme
 
+from lambdas.handlers import LAMBDA_ENVIRONMENT, LambdaApp, LambdaSettings
 from ocppgw.embedded import run_embedded
 from ocppgw.gateway_service import GATEWAY_ENVIRONMENT, GatewaySettings
 from ocppgw.settings import (
@@ -27,7 +28,6 @@ from ocppgw.settings import (
     SettingsError,
 )
 from ocppgw.worker import WORKER_ENVIRONMENT, WorkerSettings, run_worker
-from processor.aws_lambda import LAMBDA_ENVIRONMENT, LambdaApp, LambdaSettings
 
 _CA = trustme.CA()
 _ISSUED = _CA.issue_cert("iot.example.com")

@@ -19,10 +19,10 @@ from typing import Any
 import boto3
 import pytest
 
+from lambdas.handlers import LambdaApp, LambdaSettings
 from processor import ProcessorConfig
 from processor.adapters.dynamodb_tables import create_tables
 from processor.adapters.thing_names import thing_name
-from processor.aws_lambda import LambdaApp, LambdaSettings
 
 from ...moto_support import REGION, aws_client, moto_server
 

@@ -10,8 +10,8 @@ from typing import Any
 import orjson
 import pytest
 
+from lambdas.handlers import LambdaApp, LambdaSettings
 from ocppj import encode_segment
-from processor.aws_lambda import LambdaApp, LambdaSettings
 
 from .test_iot_outbound import presence, published
 

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[3]
 PROBE = """
 import sys
 import orjson
-import processor.aws_lambda
+import lambdas.handlers
 forbidden = ("gmqtt", "mqttio", "aiohttp", "ocppgw")
 print(orjson.dumps(sorted(
     name for name in sys.modules

@@ -12,8 +12,8 @@ from typing import Any
 import orjson
 import pytest
 
+from lambdas.handlers import LambdaApp
 from ocppj import encode_segment
-from processor.aws_lambda import LambdaApp
 
 from .test_lambda import BOOT, ROUTE, record, replies, reported
 
@@ -52,7 +52,7 @@ def process(app: LambdaApp, *records: dict[str, Any]) -> dict[str, Any]:
 def test_a_presence_lands_in_the_shadows_connection_record(
     app: LambdaApp, charger: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="processor.aws_lambda")
+    caplog.set_level(logging.INFO, logger="lambdas.handlers")
     result = process(app, presence_record("p1", charger, presence_payload(True, T1)))
     assert result == {"batchItemFailures": []}
     assert connection(app, charger) == {
@@ -68,7 +68,7 @@ def test_a_presence_lands_in_the_shadows_connection_record(
 def test_an_older_presence_is_ignored(
     app: LambdaApp, charger: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="processor.aws_lambda")
+    caplog.set_level(logging.INFO, logger="lambdas.handlers")
     process(app, presence_record("p1", charger, presence_payload(True, T2)))
     result = process(app, presence_record("p2", charger, presence_payload(False, T1)))
     assert result == {"batchItemFailures": []}

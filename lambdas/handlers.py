@@ -43,20 +43,19 @@ import boto3
 import orjson
 
 from ocppj import DEFAULT_PREFIX, decode_segment, uplink_subscription
-
-from . import build_router
-from .adapters.dynamodb_pending_calls import DynamoDbPendingCalls
-from .adapters.dynamodb_registry import DynamoDbRegistry
-from .adapters.dynamodb_transactions import DynamoDbTransactions
-from .adapters.iot_publisher import IotDataPublisher
-from .adapters.iot_shadow import IotShadowStore
-from .adapters.routed_outbound import RoutedOutbound
-from .adapters.static_id_tokens import StaticIdTokens, load_id_tokens
-from .commands import Commands, InvalidCommand, RemoteStart, RemoteStop, SentCommand
-from .config import ProcessorConfig
-from .context import Services
-from .core import Processor
-from .environment import (
+from processor import build_router
+from processor.adapters.dynamodb_pending_calls import DynamoDbPendingCalls
+from processor.adapters.dynamodb_registry import DynamoDbRegistry
+from processor.adapters.dynamodb_transactions import DynamoDbTransactions
+from processor.adapters.iot_publisher import IotDataPublisher
+from processor.adapters.iot_shadow import IotShadowStore
+from processor.adapters.routed_outbound import RoutedOutbound
+from processor.adapters.static_id_tokens import StaticIdTokens, load_id_tokens
+from processor.commands import Commands, InvalidCommand, RemoteStart, RemoteStop, SentCommand
+from processor.config import ProcessorConfig
+from processor.context import Services
+from processor.core import Processor
+from processor.environment import (
     Environment,
     SettingsError,
     checked,
@@ -67,8 +66,8 @@ from .environment import (
     required,
     url,
 )
-from .ports import ChargePointOffline
-from .presence import ShadowPresenceLedger, routable_presence
+from processor.ports import ChargePointOffline
+from processor.presence import ShadowPresenceLedger, routable_presence
 
 __all__ = [
     "LAMBDA_ENVIRONMENT",
