@@ -64,13 +64,14 @@ from ocppj import (
     parse_presence,
     parse_uplink,
     presence_subscription,
+    shared_subscription,
     uplink_subscription,
 )
 from processor.adapters.routed_outbound import PublishError
 from processor.ports import ShadowStore
 from processor.presence import PresenceLedger, ShadowPresenceLedger, routable_presence
 
-from .mqtt_worker_config import WorkerConfig, shared_subscription
+from .mqtt_worker_config import WorkerConfig
 
 __all__ = ["FrameHandler", "MqttWorker", "WorkerStats"]
 

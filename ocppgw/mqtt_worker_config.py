@@ -5,12 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from mqttio import Backoff, BrokerAddress
+from ocppj import shared_subscription
 
-__all__ = ["DEFAULT_GROUP", "WorkerConfig", "shared_subscription"]
+__all__ = ["DEFAULT_GROUP", "WorkerConfig"]
 
 DEFAULT_GROUP = "ocpp-workers"
-
-_LEVEL_FORBIDDEN = frozenset("/+#")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +58,7 @@ class WorkerConfig:
         except ValueError as exc:
             raise ValueError(f"url: {exc}") from None
         try:
-            _check_group(self.group)
+            shared_subscription(self.group, "#")
         except ValueError as exc:
             raise ValueError(f"group: {exc}") from None
         for name in ("consumers", "receive_maximum", "max_pending", "keepalive"):
@@ -87,19 +86,3 @@ class WorkerConfig:
     def backoff(self) -> Backoff:
         """How the worker backs off before connecting again."""
         return Backoff(self.backoff_initial, self.backoff_max)
-
-
-def _check_group(group: str) -> str:
-    if not group:
-        raise ValueError("is empty")
-    bad = sorted(_LEVEL_FORBIDDEN.intersection(group))
-    if bad:
-        raise ValueError(f"{group!r} contains {', '.join(map(repr, bad))}")
-    if not group.isprintable():
-        raise ValueError(f"{group!r} contains control or non-printable characters")
-    return group
-
-
-def shared_subscription(group: str, topic_filter: str) -> str:
-    """``topic_filter`` shared by ``group``: the broker gives each message to one member."""
-    return f"$share/{_check_group(group)}/{topic_filter}"

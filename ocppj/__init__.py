@@ -58,6 +58,7 @@ from .topics import (
     parse_uplink,
     presence_subscription,
     presence_topic,
+    shared_subscription,
     uplink_subscription,
     uplink_topic,
 )
@@ -108,6 +109,7 @@ __all__ = [
     "parse_uplink",
     "presence_subscription",
     "presence_topic",
+    "shared_subscription",
     "uplink_subscription",
     "uplink_topic",
     "ChargePointAccess",

@@ -35,6 +35,7 @@ __all__ = [
     "parse_uplink",
     "presence_subscription",
     "presence_topic",
+    "shared_subscription",
     "uplink_subscription",
     "uplink_topic",
 ]
@@ -138,6 +139,12 @@ def uplink_subscription(prefix: str) -> str:
 def presence_subscription(prefix: str) -> str:
     """The filter of every presence message."""
     return _topic(_check_prefix(prefix), "presence", "+")
+
+
+def shared_subscription(group: str, topic_filter: str) -> str:
+    """``topic_filter`` shared by ``group`` (MQTT 5): the broker gives each
+    message to one member, so the processor workers of a group split the load."""
+    return f"$share/{_check_level('group', group)}/{topic_filter}"
 
 
 def _levels(topic: str, prefix: str, kind: str, count: int) -> list[str]:

@@ -8,8 +8,9 @@ import pytest
 
 from mqttio import BrokerAddress
 from ocppgw import SettingsError
-from ocppgw.mqtt_worker_config import WorkerConfig, shared_subscription
+from ocppgw.mqtt_worker_config import WorkerConfig
 from ocppgw.worker import WORKER_ENVIRONMENT, WorkerSettings
+from ocppj import shared_subscription
 
 
 def test_defaults() -> None:
