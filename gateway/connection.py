@@ -151,6 +151,11 @@ class ChargePointConnection(WSListener):
         transport = self.transport
         if transport is not None and not transport.is_disconnected:
             transport.underlying_transport.resume_reading()
+            if self.ping_sent is not None and self.last_received < self.ping_sent:
+                # Its pong may wait unread in the kernel, and the sweep can
+                # run before the read does: the outstanding ping gets its
+                # whole timeout again from now, as if it had just been sent.
+                self.ping_sent = self._events.loop_time()
 
     @property
     def closing(self) -> bool:

@@ -259,3 +259,35 @@ async def test_a_request_that_is_not_http_gets_400_and_a_huge_one_431() -> None:
             assert orjson.loads(response.partition(b"\r\n\r\n")[2])["error"]
     finally:
         await gateway.shutdown()
+
+
+async def test_a_resumed_charger_gets_its_whole_pong_timeout_before_the_sweep_judges() -> None:
+    """A charger paused while our ping was out cannot have its pong read: once
+    reading resumes, the sweep may visit before the read does, and must not
+    take the unread pong for none (this raced in a loaded CI run)."""
+
+    async def nothing(cp: str, protocol: str, frame: bytes) -> Downlink | None:
+        return None
+
+    bus = InProcessBus(nothing)
+    config = GatewayConfig(host="127.0.0.1", port=0, ping_interval=0.2, pong_timeout=0.2)
+    gateway = GatewayServer(config, find_any, bus)
+    await bus.start(gateway.deliver, gateway.bus_drained)
+    await gateway.start()
+    try:
+        url = f"ws://127.0.0.1:{gateway.port}/CP1"
+        async with websockets.connect(url, subprotocols=["ocpp1.6"]) as ws:  # type: ignore[list-item]
+            connection = gateway._table.get("CP1")
+            assert connection is not None
+            loop = asyncio.get_running_loop()
+            # As after a long hold: pinged a second ago, nothing read since.
+            connection.last_received = loop.time() - 2.0
+            connection.ping_sent = loop.time() - 1.0
+            connection.resume_reading()
+            gateway._relay._visit(connection, loop.time())  # before any read
+            assert gateway.metrics.errors["no pong"] == 0
+            await ws.send(orjson.dumps([2, "h", "Heartbeat", {}]).decode())
+            assert gateway.connection_count == 1
+    finally:
+        await gateway.shutdown()
+        await bus.close(timeout=1)
