@@ -169,7 +169,8 @@ async def running(bus: MqttBus, delivered: Delivered | None = None) -> AsyncIter
 class Proxy:
     """A TCP relay between the bus and a broker that a test can disturb as a
     network would: ``hold`` stops what the broker sends (PUBACKs included)
-    from reaching the client, ``cut`` drops every relayed connection."""
+    from reaching the client, ``refuse`` drops new connections at once (the
+    broker looks unreachable), ``cut`` drops every relayed connection."""
 
     def __init__(self, broker: Broker) -> None:
         self._broker = broker
@@ -177,6 +178,7 @@ class Proxy:
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self.hold = False
+        self.refuse = False
         self.port = 0
 
     @property
@@ -202,6 +204,9 @@ class Proxy:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.refuse:
+            writer.transport.abort()
+            return
         try:
             upstream_reader, upstream_writer = await asyncio.open_connection(
                 "127.0.0.1", self._broker.port
