@@ -23,7 +23,7 @@ from collections import deque
 from typing import Protocol
 
 from mqttio import BrokerAddress, Session, Subscription, supervise
-from ocppj import downlink_subscription, parse_downlink
+from ocppj import downlink_reader, downlink_subscription
 
 from .mqtt_settings import MqttSettings
 
@@ -112,6 +112,7 @@ class PoolConnection:
         self.index = index
         self.route = settings.route(index)
         self._subscription = Subscription(downlink_subscription(settings.prefix, self.route))
+        self._read_downlink = downlink_reader(settings.prefix, self.route)
         self.line: deque[Outgoing] = deque()
         #: Charge points that hold this route.
         self.chargers = 0
@@ -253,16 +254,11 @@ class PoolConnection:
         try:
             if not isinstance(topic, str):
                 raise ValueError("topic is not UTF-8")
-            route, charge_point_id = parse_downlink(topic, self._settings.prefix)
+            charge_point_id = self._read_downlink(topic)
         except ValueError as exc:
             log.warning(
-                "downlink dropped: not a downlink topic",
+                "downlink dropped: not a downlink topic of this connection",
                 extra={"route": self.route, "topic": repr(topic), "error": str(exc)},
-            )
-            return 0
-        if route != self.route:
-            log.warning(
-                "downlink dropped: another route's", extra={"route": self.route, "topic": topic}
             )
             return 0
         self._owner.downlink(charge_point_id, bytes(payload), self.route)

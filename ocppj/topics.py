@@ -21,12 +21,14 @@ that holds the charge point; a pooled connection subscribes to its own
 from __future__ import annotations
 
 import string
+from collections.abc import Callable
 from urllib.parse import quote, unquote
 
 __all__ = [
     "DEFAULT_PREFIX",
     "MAX_TOPIC_BYTES",
     "decode_segment",
+    "downlink_reader",
     "downlink_subscription",
     "downlink_topic",
     "encode_segment",
@@ -50,12 +52,16 @@ MAX_TOPIC_BYTES = 256
 # "_.-~" by itself and encodes everything else, non-ASCII as UTF-8 bytes.
 _SAFE = "".join(c for c in string.punctuation if c not in "/+#%")
 _LEVEL_FORBIDDEN = frozenset("/+#")
+#: What ``quote`` leaves as it is: an identity made of these alone is its own level.
+_PLAIN = frozenset(string.ascii_letters + string.digits + "_.-~" + _SAFE)
 
 
 def encode_segment(charge_point_id: str) -> str:
     """``charge_point_id`` as one topic level: no ``/``, no wildcards, ASCII only."""
     if not charge_point_id:
         raise ValueError("charge point identity is empty")
+    if _PLAIN.issuperset(charge_point_id):
+        return charge_point_id  # the common case, without quote()'s cost
     return quote(charge_point_id, safe=_SAFE, encoding="utf-8", errors="strict")
 
 
@@ -68,6 +74,8 @@ def decode_segment(text: str) -> str:
     """
     if not text:
         raise ValueError("charge point level is empty")
+    if _PLAIN.issuperset(text):
+        return text  # nothing encoded, and nothing that needed to be
     try:
         identity = unquote(text, encoding="utf-8", errors="strict")
     except UnicodeDecodeError:
@@ -167,6 +175,26 @@ def parse_downlink(topic: str, prefix: str = DEFAULT_PREFIX) -> tuple[str, str]:
     """(route, charge point identity) of a downlink topic."""
     _, _, route, cp = _levels(topic, prefix, "out", 4)
     return _check_level("route", route), decode_segment(cp)
+
+
+def downlink_reader(prefix: str, route: str) -> Callable[[str], str]:
+    """The charge point identity of a downlink topic for ``route``, read by the
+    connection subscribed to it; ValueError naming the problem for any other
+    topic (another route's, another prefix's, a malformed level).
+
+    ``parse_downlink`` checks prefix and route on every call; a connection
+    knows both, so the reader compares the topic's head once and decodes the rest.
+    """
+    head = downlink_subscription(prefix, route)[:-1]  # "{prefix}/out/{route}/"
+    start = len(head)
+
+    def read(topic: str) -> str:
+        if topic.startswith(head):
+            return decode_segment(topic[start:])  # a further "/" is not canonical
+        found, charge_point_id = parse_downlink(topic, prefix)
+        raise ValueError(f"downlink for route {found!r}, not {route!r} ({charge_point_id!r})")
+
+    return read
 
 
 def parse_presence(topic: str, prefix: str = DEFAULT_PREFIX) -> str:

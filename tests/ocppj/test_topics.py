@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import re
+import string
+from urllib.parse import quote, unquote
 
 import pytest
 
@@ -9,6 +11,7 @@ from ocppj import (
     DEFAULT_PREFIX,
     MAX_IDENTITY,
     decode_segment,
+    downlink_reader,
     downlink_subscription,
     downlink_topic,
     encode_segment,
@@ -76,6 +79,46 @@ def test_segments_are_percent_encoded_exactly(identity: str, segment: str) -> No
 def test_only_canonical_segments_decode(segment: str) -> None:
     with pytest.raises(ValueError, match="charge point level"):
         decode_segment(segment)
+
+
+@pytest.mark.parametrize("character", [chr(n) for n in range(0x80)] + ["\u00e9"])
+def test_every_character_encodes_as_quote_does_and_decodes_only_canonically(
+    character: str,
+) -> None:
+    # The plain-identity shortcut must agree with the percent-encoding it skips.
+    safe = "".join(c for c in string.punctuation if c not in "/+#%")
+    identity = f"A{character}1"
+    expected = quote(identity, safe=safe)
+    assert encode_segment(identity) == expected
+    assert decode_segment(expected) == identity
+    if expected != identity:  # the raw form is not canonical, so not accepted
+        with pytest.raises(ValueError, match="charge point level"):
+            decode_segment(identity)
+    assert unquote(expected) == identity
+
+
+@pytest.mark.parametrize("identity", IDENTITIES)
+def test_a_connection_reads_the_identity_of_its_own_downlinks(identity: str) -> None:
+    read = downlink_reader("ocpp-staging", "gw-7f3a.2")
+    assert read(downlink_topic("ocpp-staging", "gw-7f3a.2", identity)) == identity
+
+
+@pytest.mark.parametrize(
+    ("topic", "problem"),
+    [
+        ("ocpp/out/gw-2/CP001", "for route 'gw-2', not 'gw-1'"),
+        ("staging/out/gw-1/CP001", "does not start with 'ocpp/out/'"),
+        ("ocpp/in/gw-1/CP001", "does not start with 'ocpp/out/'"),
+        ("ocpp/out/gw-1/CP/001", "not canonically"),
+        ("ocpp/out/gw-1/", "charge point level is empty"),
+        ("ocpp/out/gw-1/+", "not canonically"),
+        ("ocpp/out/gw-1/RDAM 123", "not canonically"),
+        ("ocpp/out/gw-1", "has 3 levels, not 4"),
+    ],
+)
+def test_a_connection_refuses_every_other_topic(topic: str, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        downlink_reader(DEFAULT_PREFIX, "gw-1")(topic)
 
 
 @pytest.mark.parametrize("identity", IDENTITIES)
