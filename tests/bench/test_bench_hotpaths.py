@@ -18,9 +18,10 @@ them with a saved baseline):
   charger's version (or nothing, for a broken answer), as ``uplink`` does.
 * **topics**: ``ocppj.topics.uplink_topic`` (built by the MQTT bus when a
   charger is admitted), ``downlink_topic`` (by the worker for each answer),
-  ``parse_uplink`` (by the worker for each frame) and ``parse_downlink`` (by
-  the gateway for each downlink frame), with a plain identity and with one
-  that needs percent-encoding.
+  ``parse_uplink`` (by the worker for each frame), ``parse_downlink`` (the
+  general parser) and ``downlink_reader`` (what a gateway pool connection
+  reads each downlink topic with), with a plain identity and with one that
+  needs percent-encoding.
 * **routing**: ``version_for(subprotocol)`` then ``Router.route(version,
   action)``, the dispatch step of ``Processor.handle``, for handled actions
   and for the two refusals (``NotSupported``, ``NotImplemented``).
@@ -56,6 +57,7 @@ from ocppj import (
     MalformedFrame,
     OcppError,
     OcppVersion,
+    downlink_reader,
     downlink_topic,
     encode_call,
     encode_error,
@@ -278,6 +280,15 @@ def test_topic_parse_downlink(benchmark: Any, identity: str, level: str) -> None
     _record(benchmark)
 
     assert parsed == (ROUTE, identity)
+
+
+@pytest.mark.parametrize(("identity", "level"), IDENTITIES)
+def test_topic_read_downlink(benchmark: Any, identity: str, level: str) -> None:
+    read = downlink_reader(PREFIX, ROUTE)
+    parsed = benchmark(read, f"ocpp/out/gw-0a1b2c3d.0/{level}")
+    _record(benchmark)
+
+    assert parsed == identity
 
 
 # --- routing (processor) ----------------------------------------------------------
