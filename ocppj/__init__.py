@@ -5,6 +5,22 @@ codes, framing, charge point passwords.
 """
 
 from .access import ChargePointAccess
+from .batch import (
+    BATCH_OVERHEAD,
+    PRESENCE,
+    BatchItem,
+    decode_downlink_batch,
+    decode_uplink_batch,
+    downlink_batch_subscription,
+    downlink_batch_topic,
+    downlink_publishes,
+    encode_batch,
+    encode_downlink_item,
+    encode_uplink_item,
+    parse_uplink_batch,
+    uplink_batch_subscription,
+    uplink_batch_topic,
+)
 from .errors import (
     FormatViolation,
     GenericError,
@@ -66,6 +82,20 @@ from .topics import (
 from .versions import SUBPROTOCOLS, OcppVersion, version_for
 
 __all__ = [
+    "BATCH_OVERHEAD",
+    "PRESENCE",
+    "BatchItem",
+    "decode_downlink_batch",
+    "decode_uplink_batch",
+    "downlink_batch_subscription",
+    "downlink_batch_topic",
+    "downlink_publishes",
+    "encode_batch",
+    "encode_downlink_item",
+    "encode_uplink_item",
+    "parse_uplink_batch",
+    "uplink_batch_subscription",
+    "uplink_batch_topic",
     "Call",
     "CallError",
     "CallResult",

@@ -9,13 +9,17 @@ contract"):
 | charge point -> backend | ``{prefix}/in/{cp}/{protocol}/{route}`` |
 | backend -> charge point | ``{prefix}/out/{route}/{cp}`` |
 | connect / disconnect | ``{prefix}/presence/{cp}`` |
+| many of the above, when they queue | ``{prefix}/batch/in/{route}`` |
+| many answers for one route | ``{prefix}/batch/out/{route}`` |
+
+The two batch topics and their payloads are in ``ocppj.batch``.
 
 A charge point identity may hold characters that MQTT gives a meaning
 (``/`` separates levels, ``+`` and ``#`` are wildcards), so ``cp`` is
 percent-encoded into exactly one level. ``route`` names the gateway connection
 that holds the charge point; a pooled connection subscribes to its own
-``{prefix}/out/{route}/+`` only. Topics stay within AWS IoT Core's limits of
-7 slashes and 256 bytes. Nothing here does I/O.
+``{prefix}/out/{route}/+`` and ``{prefix}/batch/out/{route}`` only. Topics
+stay within AWS IoT Core's limits of 7 slashes and 256 bytes. Nothing here does I/O.
 """
 
 from __future__ import annotations
@@ -135,7 +139,8 @@ def presence_topic(prefix: str, charge_point_id: str) -> str:
 
 
 def downlink_subscription(prefix: str, route: str) -> str:
-    """The one filter a pooled gateway connection subscribes to."""
+    """The filter of a pooled gateway connection's per-charger downlinks
+    (its batches: ``ocppj.batch.downlink_batch_subscription``)."""
     return _topic(_check_prefix(prefix), "out", _check_level("route", route), "+")
 
 
