@@ -344,7 +344,12 @@ class Session:
 
     def _connected(self, client: Any, flags: int, rc: int, properties: Any) -> None:
         # gmqtt never uses more than receive maximum - 1 packet ids at once.
-        maximum = (properties or {}).get("receive_maximum", [65_535])[0]
+        # gmqtt 0.7 passes the CONNACK's properties (values in lists); 0.8
+        # merges this client's CONNECT properties over them (plain values),
+        # so a client that sets its own receive maximum reads that one: a
+        # cap no higher than its own, and running out of ids is handled anyway.
+        value = (properties or {}).get("receive_maximum", 65_535)
+        maximum = value[0] if isinstance(value, list | tuple) else value
         self._broker_receive_maximum = max(1, int(maximum) - 1)
 
     def _subscribed(self, client: Any, mid: int, granted: Sequence[int], properties: Any) -> None:
