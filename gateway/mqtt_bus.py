@@ -55,7 +55,7 @@ from datetime import UTC, datetime
 
 import orjson
 
-from ocppj import Downlink, describe_downlink, presence_topic, uplink_topic
+from ocppj import PRESENCE, Downlink, describe_downlink, presence_topic, uplink_topic
 
 from .bus import BusFull, Deliver
 from .mqtt_connection import QUOTA_WINDOW, Outgoing, PoolConnection
@@ -176,7 +176,10 @@ class MqttBus:
         if charger is None or charger.subprotocol != subprotocol:
             charger = self._admit(charge_point_id, subprotocol, charger)
         connection = charger.connection
-        self._hold(connection, Outgoing(charger.topic, frame))
+        self._hold(
+            connection,
+            Outgoing(charger.topic, frame, charge_point_id=charge_point_id, kind=subprotocol),
+        )
         if len(connection.line) == self._full:
             self._maybe_grow()
 
@@ -337,7 +340,7 @@ class MqttBus:
         )
         waiting = self._presence.get(charge_point_id)
         if waiting is not None and waiting[0] is connection and not waiting[1].sent:
-            waiting[1].payload = payload  # the newer state replaces one not yet sent
+            connection.renew(waiting[1], payload)  # the newer state replaces one not yet sent
             return
         try:
             topic = presence_topic(self.settings.prefix, charge_point_id).encode()
@@ -347,7 +350,14 @@ class MqttBus:
                 extra={"chargePointId": charge_point_id, "error": str(exc)},
             )
             return
-        item = Outgoing(topic, payload, self.settings.retain_presence, charge_point_id)
+        item = Outgoing(
+            topic,
+            payload,
+            self.settings.retain_presence,
+            charge_point_id,
+            charge_point_id=charge_point_id,
+            kind=PRESENCE,
+        )
         self._presence[charge_point_id] = (connection, item)
         self._hold(connection, item)
 

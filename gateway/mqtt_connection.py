@@ -12,6 +12,19 @@ line (delivery is at least once, as the processor expects).
 A connection comes back with a fresh, clean MQTT session and subscribes to
 its downlink filter again before it counts as up; what it held is sent after
 that. The pool (``gateway.mqtt_bus``) decides what goes into which line.
+
+Batches (``ocppj.batch``). While the connection is under its quota a frame
+goes out at once, on its own topic (after ``batch_window`` seconds at most,
+if that is set, to gather company). When frames queue, because the quota
+window or the in-flight cap holds them back or because several arrived in
+one turn of the loop, the next publish packs as many from the head of the
+line as fit in ``batch_bytes`` onto the connection's batch topic. So a
+connection at its quota moves up to ``publish_rate`` times ``batch_bytes``
+a second instead of ``publish_rate`` frames, and a storm costs the broker
+(and the AWS bill) one publish per batch. A batch is acknowledged, and put
+back after a lost session, as the frames it holds; they may travel in other
+company the next time. Batches that arrive on ``{prefix}/batch/out/{route}``
+are split and each frame delivered as if it had come alone.
 """
 
 from __future__ import annotations
@@ -23,11 +36,20 @@ from collections import deque
 from typing import Protocol
 
 from mqttio import BrokerAddress, Session, Subscription, supervise
-from ocppj import downlink_reader, downlink_subscription
+from ocppj import (
+    BATCH_OVERHEAD,
+    decode_downlink_batch,
+    downlink_batch_subscription,
+    downlink_reader,
+    downlink_subscription,
+    encode_batch,
+    encode_uplink_item,
+    uplink_batch_topic,
+)
 
 from .mqtt_settings import MqttSettings
 
-__all__ = ["QUOTA_WINDOW", "Outgoing", "PoolConnection", "PoolOwner"]
+__all__ = ["QUOTA_WINDOW", "Batch", "Outgoing", "PoolConnection", "PoolOwner"]
 
 log = logging.getLogger(__name__)
 
@@ -44,18 +66,49 @@ _NO_PACKET_ID_PAUSE = 0.1
 class Outgoing:
     """One publish, waiting in a connection's line or for its PUBACK."""
 
-    __slots__ = ("payload", "presence_of", "retain", "sent", "topic")
+    __slots__ = (
+        "charge_point_id",
+        "kind",
+        "payload",
+        "presence_of",
+        "queued_at",
+        "retain",
+        "sent",
+        "topic",
+    )
 
     def __init__(
-        self, topic: bytes, payload: bytes, retain: bool = False, presence_of: str | None = None
+        self,
+        topic: bytes,
+        payload: bytes,
+        retain: bool = False,
+        presence_of: str | None = None,
+        *,
+        charge_point_id: str = "",
+        kind: str = "",
     ) -> None:
         self.topic = topic
         self.payload = payload
         self.retain = retain
         #: The charge point whose presence this is, None for a frame.
         self.presence_of = presence_of
+        #: Who and what, for a batch (``ocppj.batch``): the charge point, and
+        #: its subprotocol or ``ocppj.PRESENCE``. "" for a publish that never batches.
+        self.charge_point_id = charge_point_id
+        self.kind = kind
         #: Handed to the session (a waiting presence may still be replaced).
         self.sent = False
+        #: Loop time it joined a line (``PoolConnection.offer``).
+        self.queued_at = 0.0
+
+
+class Batch:
+    """Frames that travel in one publish: its PUBACK acknowledges each of them."""
+
+    __slots__ = ("items",)
+
+    def __init__(self, items: list[Outgoing]) -> None:
+        self.items = items
 
 
 class PoolOwner(Protocol):
@@ -111,8 +164,15 @@ class PoolConnection:
         self._ssl_context = ssl_context
         self.index = index
         self.route = settings.route(index)
-        self._subscription = Subscription(downlink_subscription(settings.prefix, self.route))
+        self._subscriptions = (
+            Subscription(downlink_subscription(settings.prefix, self.route)),
+            Subscription(downlink_batch_subscription(settings.prefix, self.route)),
+        )
         self._read_downlink = downlink_reader(settings.prefix, self.route)
+        self._batch_in = uplink_batch_topic(settings.prefix, self.route).encode()
+        self._batch_out = downlink_batch_subscription(settings.prefix, self.route)
+        self._batch_bytes = settings.batch_bytes
+        self._batch_window = settings.batch_window
         self.line: deque[Outgoing] = deque()
         #: Charge points that hold this route.
         self.chargers = 0
@@ -126,6 +186,8 @@ class PoolConnection:
         # the rate measured over the last window of at least a second.
         self._loop = asyncio.get_running_loop()
         self._offered = 0
+        self._offered_bytes = 0
+        self._waiting_bytes = 0
         self._since = self._loop.time()
         self._rate = 0.0
         self.task = self._loop.create_task(
@@ -141,19 +203,30 @@ class PoolConnection:
         return 0 if session is None else session.inflight
 
     def offer(self, item: Outgoing) -> None:
+        item.queued_at = self._loop.time()
         self.line.append(item)
         self._offered += 1
+        self._offered_bytes += len(item.payload)
+        self._waiting_bytes += len(item.payload)
         self._wake.set()
 
     def demand(self, now: float) -> float:
-        """What this connection must move in the next second: its recent
-        rate plus what waits in its line or for an acknowledgement."""
+        """What this connection must move in the next second, in publishes:
+        its recent rate plus what waits in its line or for an acknowledgement.
+        With batches on, a publish carries up to ``batch_bytes``, so the
+        load is counted in bytes and the line in the batches it makes."""
         elapsed = now - self._since
         if elapsed >= 1.0:
-            self._rate = self._offered / elapsed
+            if self._batch_bytes:
+                self._rate = self._offered_bytes / self._batch_bytes / elapsed
+            else:
+                self._rate = self._offered / elapsed
             self._offered = 0
+            self._offered_bytes = 0
             self._since = now
-        return self._rate + len(self.line) + self.inflight
+        limit = self._batch_bytes
+        waiting = self._waiting_bytes / limit if limit else len(self.line)
+        return self._rate + waiting + self.inflight
 
     # the session ---------------------------------------------------------
 
@@ -169,7 +242,7 @@ class PoolConnection:
         try:
             await session.start(
                 self._broker,
-                subscriptions=(self._subscription,),
+                subscriptions=self._subscriptions,
                 ssl_context=self._ssl_context,
                 keepalive=settings.keepalive,
                 timeout=settings.connect_timeout,
@@ -193,6 +266,7 @@ class PoolConnection:
         """Publish the line while the session is usable, within the quotas:
         the only place this connection publishes, so no task per message."""
         line, window, wake = self.line, self._window, self._wake
+        linger = self._batch_window if self._batch_bytes else 0.0
         while session.usable:
             if not line or session.inflight >= self._cap:
                 wake.clear()
@@ -200,40 +274,85 @@ class PoolConnection:
                 continue
             now = self._loop.time()
             wait = window.wait(now)
+            if wait <= 0 and linger and len(line) == 1:
+                wait = line[0].queued_at + linger - now
             if wait > 0:
                 await asyncio.sleep(wait)
                 continue
-            item = line.popleft()
+            token, topic, payload, retain = self._next_publish()
             try:
-                taken = session.publish(item.topic, item.payload, retain=item.retain, token=item)
+                taken = session.publish(topic, payload, retain=retain, token=token)
             except Exception:
-                line.appendleft(item)
+                self._unpop(token)
                 log.exception("mqtt publish failed; reconnecting", extra={"route": self.route})
                 return
             if not taken:
                 # Out of packet ids: the broker allows fewer in flight than
                 # we assumed. Wait for an acknowledgement and try again.
-                line.appendleft(item)
+                self._unpop(token)
                 self._cap = max(1, session.inflight)
                 if not session.inflight:
                     await asyncio.sleep(_NO_PACKET_ID_PAUSE)
                 continue
-            item.sent = True
+            for item in _items(token):
+                item.sent = True
             window.record(now)
+
+    def _next_publish(self) -> tuple[Outgoing | Batch, bytes, bytes, bool]:
+        """Take the next publish off the line: the head alone, or as many
+        frames from the head as fit in one batch."""
+        line = self.line
+        first = line.popleft()
+        self._waiting_bytes -= len(first.payload)
+        limit = self._batch_bytes
+        if not line or not limit or not first.kind:
+            return first, first.topic, first.payload, first.retain
+        part = encode_uplink_item(first.charge_point_id, first.kind, first.payload)
+        size = BATCH_OVERHEAD + len(part)
+        parts = [part]
+        items = [first]
+        while line and line[0].kind:
+            head = line[0]
+            part = encode_uplink_item(head.charge_point_id, head.kind, head.payload)
+            if size + 1 + len(part) > limit:
+                break
+            items.append(line.popleft())
+            self._waiting_bytes -= len(head.payload)
+            parts.append(part)
+            size += 1 + len(part)
+        if len(items) == 1:
+            return first, first.topic, first.payload, first.retain
+        return Batch(items), self._batch_in, encode_batch(parts), False
+
+    def _unpop(self, token: Outgoing | Batch) -> None:
+        """Put what a publish that did not happen took back at the head of the line."""
+        items = _items(token)
+        self.line.extendleft(reversed(items))
+        self._waiting_bytes += sum(len(item.payload) for item in items)
+
+    def renew(self, item: Outgoing, payload: bytes) -> None:
+        """Replace the payload of ``item``, waiting unsent in this line."""
+        self._waiting_bytes += len(payload) - len(item.payload)
+        item.payload = payload
 
     def _acked(self, token: object) -> None:
         if isinstance(token, Outgoing):
             self._owner.delivered(token)
+        elif isinstance(token, Batch):
+            for item in token.items:
+                self._owner.delivered(item)
         if self.line:
             self._wake.set()
 
     def _put_back(self, tokens: list[object]) -> None:
         """Publishes a lost session did not acknowledge go first when the
         connection is back, in their order."""
-        items = [token for token in tokens if isinstance(token, Outgoing)]
+        kept = [token for token in tokens if isinstance(token, Outgoing | Batch)]
+        items = [item for token in kept for item in _items(token)]
         for item in reversed(items):
             item.sent = False
             self.line.appendleft(item)
+            self._waiting_bytes += len(item.payload)
         if items:
             self._wake.set()
             log.info(
@@ -251,6 +370,10 @@ class PoolConnection:
     def _on_message(self, topic: str | bytes, payload: bytes, qos: int) -> int:
         self._window.record(self._loop.time())
         self._offered += 1
+        self._offered_bytes += len(payload)
+        if topic == self._batch_out:
+            self._batch_downlink(payload)
+            return 0
         try:
             if not isinstance(topic, str):
                 raise ValueError("topic is not UTF-8")
@@ -264,6 +387,24 @@ class PoolConnection:
         self._owner.downlink(charge_point_id, bytes(payload), self.route)
         return 0
 
+    def _batch_downlink(self, payload: bytes) -> None:
+        """Each frame of a batch for this route, delivered in order."""
+        try:
+            items, skipped = decode_downlink_batch(payload)
+        except ValueError as exc:
+            log.warning(
+                "downlink batch dropped: not a batch",
+                extra={"route": self.route, "error": str(exc)},
+            )
+            return
+        if skipped:
+            log.warning(
+                "downlink batch items dropped",
+                extra={"route": self.route, "errors": skipped[:10], "dropped": len(skipped)},
+            )
+        for item in items:
+            self._owner.downlink(item.charge_point_id, item.payload, self.route)
+
     async def stop(self) -> None:
         """Stop the connection's task and disconnect."""
         session = self._session
@@ -271,3 +412,7 @@ class PoolConnection:
         await asyncio.gather(self.task, return_exceptions=True)
         if session is not None:
             await session.close()
+
+
+def _items(token: Outgoing | Batch) -> list[Outgoing]:
+    return token.items if isinstance(token, Batch) else [token]

@@ -31,6 +31,8 @@ _WORST_IDENTITY = "%" * MAX_IDENTITY
 _LONGEST_PROTOCOL = "ocpp2.0.1"
 #: Routes carry at most three digits of connection number (see ``max_connections``).
 _MAX_POOL = 1000
+#: AWS IoT Core's largest payload.
+MAX_BATCH_BYTES = 131_072
 
 
 def new_gateway_id() -> str:
@@ -63,6 +65,14 @@ class MqttSettings:
     publish_rate: int = 100
     #: Unacknowledged QoS 1 publishes per connection (AWS IoT Core: 100).
     max_inflight: int = 100
+    #: The largest batch (payload bytes): frames that queue on a connection go
+    #: out together in one publish of at most this size (``ocppj.batch``). The
+    #: default fits AWS IoT Core's 5 KB metering unit with the topic; at most
+    #: 131,072 (IoT Core's payload limit is 128 KB); 0 sends one frame per publish.
+    batch_bytes: int = 4096
+    #: Seconds the first frame of a batch may wait for more while the
+    #: connection is under its quota (0: it goes at once, alone if it is alone).
+    batch_window: float = 0.0
     #: Frames the bus holds (waiting, or sent and not yet acknowledged) before
     #: ``publish`` raises ``BusFull``; what rides out a broker outage.
     buffer_size: int = 10_000
@@ -133,6 +143,8 @@ class MqttSettings:
             raise ValueError(f"max_connections: at most {_MAX_POOL}")
         if self.max_inflight > 65_534:
             raise ValueError("max_inflight: MQTT packet ids allow at most 65534")
+        if not _is_int(self.batch_bytes) or not 0 <= self.batch_bytes <= MAX_BATCH_BYTES:
+            raise ValueError(f"batch_bytes: must be a whole number from 0 to {MAX_BATCH_BYTES:,}")
         if self.keepalive > 65_535:
             raise ValueError("keepalive: MQTT allows at most 65535 seconds")
 
@@ -141,6 +153,9 @@ class MqttSettings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
                 raise ValueError(f"{name}: must be a positive number of seconds")
+        window = self.batch_window
+        if isinstance(window, bool) or not isinstance(window, int | float) or not 0 <= window <= 1:
+            raise ValueError("batch_window: must be a number of seconds from 0 to 1")
         if self.reconnect_max < self.reconnect_initial:
             raise ValueError("reconnect_max: must be at least reconnect_initial")
 

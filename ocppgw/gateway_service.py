@@ -35,6 +35,7 @@ from processor.environment import (
     given,
     integer,
     log_level,
+    number,
     port,
     positive_seconds,
     text,
@@ -64,6 +65,8 @@ GATEWAY_ENVIRONMENT = {
     "OCPP_MQTT_PUBLISH_RATE": "100",
     "OCPP_MQTT_MAX_INFLIGHT": "100",
     "OCPP_MQTT_BUFFER": "10000",
+    "OCPP_MQTT_BATCH_BYTES": "4096",
+    "OCPP_MQTT_BATCH_WINDOW": "0",
     "DYNAMODB_CHARGE_POINT_TABLE": "",
     "AWS_REGION": "",
     "OCPP_METRICS_NAMESPACE": "",
@@ -139,6 +142,8 @@ class GatewaySettings:
             publish_rate=integer("OCPP_MQTT_PUBLISH_RATE"),
             max_inflight=integer("OCPP_MQTT_MAX_INFLIGHT"),
             buffer_size=integer("OCPP_MQTT_BUFFER"),
+            batch_bytes=integer("OCPP_MQTT_BATCH_BYTES"),
+            batch_window=number("OCPP_MQTT_BATCH_WINDOW"),
             ssl_context=given("IOT_AMAZON_ROOT_CA", context),
         )
         namespace = env.read(checked("OCPP_METRICS_NAMESPACE", _check_namespace))

@@ -1,7 +1,11 @@
 """What the MQTT bus tests share: a private Mosquitto, a backend client, waits.
 
 The "backend" is a second, independent gmqtt client that sees what the
-gateway publishes and publishes downlinks, as the processor would.
+gateway publishes and publishes downlinks, as the processor would. Like the
+processor it reads batches (``ocppj.batch``): subscribing to a prefix's
+uplinks or presence subscribes to its uplink batches too, and each item of a
+batch is recorded as if it had come alone (``Received.batched`` says it did
+not), so a relay test holds whatever company the frames travelled in.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import gmqtt
 
 from gateway.mqtt_bus import MqttBus
 from gateway.mqtt_settings import MqttSettings
-from ocppj import Downlink
+from ocppj import PRESENCE, Downlink, decode_uplink_batch, presence_topic, uplink_topic
 
 from ...mosquitto import Mosquitto, free_port
 
@@ -92,6 +96,8 @@ class Received:
     qos: int
     retain: bool
     at: float
+    #: The route's batch topic it arrived on, "" if it came alone.
+    batched: str = ""
 
 
 class Backend:
@@ -104,13 +110,27 @@ class Backend:
         self.client.set_config({"reconnect_retries": -1, "reconnect_delay": 0.1})
         self.client.on_message = self._on_message
         self.received: list[Received] = []
+        #: Uplink batch publishes, as they arrived.
+        self.batches: list[Received] = []
+        #: Prefix -> what its batches are read for ("in", "presence").
+        self._batch_prefixes: dict[str, set[str]] = {}
         self._subscribed: dict[int, asyncio.Future[None]] = {}
         self.client.on_subscribe = self._on_subscribe
 
     async def connect(self, broker: Broker) -> None:
         await self.client.connect("127.0.0.1", broker.port, keepalive=10)
 
-    async def subscribe(self, topic_filter: str) -> None:
+    async def subscribe(self, topic_filter: str, batches: bool = True) -> None:
+        for suffix, what in (("/in/+/+/+", "in"), ("/presence/+", "presence")):
+            prefix = topic_filter.removesuffix(suffix)
+            if batches and prefix != topic_filter and "+" not in prefix and "#" not in prefix:
+                first = prefix not in self._batch_prefixes
+                self._batch_prefixes.setdefault(prefix, set()).add(what)
+                if first:
+                    await self._subscribe(f"{prefix}/batch/in/+")
+        await self._subscribe(topic_filter)
+
+    async def _subscribe(self, topic_filter: str) -> None:
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._subscribed[self.client.subscribe(topic_filter, qos=1)] = waiter
         await asyncio.wait_for(waiter, WAIT)
@@ -127,8 +147,31 @@ class Backend:
 
     def _on_message(self, client: Any, topic: str, payload: bytes, qos: int, props: Any) -> int:
         retain = bool(props.get("retain"))
-        self.received.append(Received(topic, payload, qos, retain, time.monotonic()))
+        received = Received(topic, payload, qos, retain, time.monotonic())
+        prefix, _, route = topic.rpartition("/batch/in/")
+        if prefix in self._batch_prefixes and route and "/" not in route:
+            self.batches.append(received)
+            self._split(prefix, route, received)
+        else:
+            self.received.append(received)
         return 0
+
+    def _split(self, prefix: str, route: str, batch: Received) -> None:
+        wanted = self._batch_prefixes[prefix]
+        items, skipped = decode_uplink_batch(batch.payload)
+        assert not skipped, f"the gateway sent a batch with bad items: {skipped}"
+        for item in items:
+            if item.kind == PRESENCE:
+                if "presence" not in wanted:
+                    continue
+                topic = presence_topic(prefix, item.charge_point_id)
+            else:
+                if "in" not in wanted:
+                    continue
+                topic = uplink_topic(prefix, item.charge_point_id, item.kind, route)
+            self.received.append(
+                Received(topic, item.payload, batch.qos, False, batch.at, batch.topic)
+            )
 
     def _on_subscribe(self, client: Any, mid: int, qos: Any, props: Any) -> None:
         waiter = self._subscribed.pop(mid, None)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from gateway.mqtt_bus import MqttBus
 from ocppj import downlink_topic, parse_uplink, uplink_subscription
 
@@ -19,8 +21,13 @@ def first_occurrences(payloads: list[bytes]) -> list[bytes]:
     return list(seen)
 
 
+# One frame per publish, and batches of about three frames at a lower rate:
+# either way frames still wait, and publishes are in flight, when the broker stops.
+@pytest.mark.parametrize(
+    ("batch_bytes", "rate"), [(0, 20), (160, 4)], ids=["one-per-frame", "batches"]
+)
 async def test_a_broker_restart_loses_nothing_and_restores_the_subscriptions(
-    broker: Broker, backend: Backend, prefix: str
+    broker: Broker, backend: Backend, prefix: str, batch_bytes: int, rate: int
 ) -> None:
     await backend.subscribe(uplink_subscription(prefix))
     # Slow enough that frames are still waiting, and in flight, when the broker stops.
@@ -30,8 +37,9 @@ async def test_a_broker_restart_loses_nothing_and_restores_the_subscriptions(
             prefix,
             min_connections=2,
             max_connections=2,
-            publish_rate=20,
+            publish_rate=rate,
             max_inflight=5,
+            batch_bytes=batch_bytes,
         )
     )
     healthy: list[bool] = []
@@ -84,6 +92,7 @@ async def test_a_broker_restart_loses_nothing_and_restores_the_subscriptions(
     for cp in chargers:
         got = [r.payload for r in backend.received if parse_uplink(r.topic, prefix)[0] == cp]
         assert first_occurrences(got) == expected[cp]  # all of them, in order
+    assert bool(backend.batches) == bool(batch_bytes)
 
 
 async def test_a_bus_that_starts_before_the_broker_connects_when_it_comes(
@@ -138,7 +147,9 @@ async def test_publishes_in_flight_when_a_connection_drops_are_sent_again(
     await backend.subscribe(uplink_subscription(prefix))
     proxy = Proxy(broker)
     await proxy.start()
-    bus = MqttBus(settings(broker, prefix, url=proxy.url, max_inflight=5))
+    # One frame per publish: what is in flight is counted in frames here
+    # (tests/gateway/mqtt/test_batches.py sends batches again).
+    bus = MqttBus(settings(broker, prefix, url=proxy.url, max_inflight=5, batch_bytes=0))
     frames = [f"[{n}]".encode() for n in range(20)]
     try:
         async with running(bus):

@@ -69,6 +69,7 @@ async def test_the_pool_grows_under_a_burst_and_no_connection_exceeds_its_quota(
             max_connections=3,
             publish_rate=rate,
             max_inflight=inflight,
+            batch_bytes=0,  # the quota in frames (test_batches.py: in batches)
         )
     )
     sent = {"A": 60, "B": 40, "C": 10}
@@ -113,7 +114,14 @@ async def test_a_burst_larger_than_in_flight_never_raises_and_loses_nothing(
 ) -> None:
     await backend.subscribe(uplink_subscription(prefix))
     bus = MqttBus(
-        settings(broker, prefix, max_inflight=max_inflight, publish_rate=100_000, buffer_size=2_000)
+        settings(
+            broker,
+            prefix,
+            max_inflight=max_inflight,
+            publish_rate=100_000,
+            buffer_size=2_000,
+            batch_bytes=0,  # one packet id per frame
+        )
     )
     frames = [f'[2,"{n}","Heartbeat",{{}}]'.encode() for n in range(1_500)]
     async with running(bus), inflight_peak(bus) as peak:
