@@ -6,6 +6,10 @@ to a Lambda through SQS, a worker subscribes itself, with QoS 1, to
 * ``$share/{group}/{prefix}/in/+/+/+``: every frame a charge point sent. The
   subscription is *shared*, so the broker gives each message to one worker of
   the group and several workers split the load;
+* ``$share/{group}/{prefix}/batch/in/+``: the same frames, and presence,
+  packed into one publish by a gateway connection when they queued
+  (``ocppj.batch``). A batch is acknowledged once all it holds is handled;
+  each item goes to its charger's consumer as a message of its own would;
 * ``$share/{group}/{prefix}/presence/+``: connects and disconnects. Shared as
   well: a presence message only has to be written to the shadow once, and
   every worker reads the record from the shared state when it needs a route.
@@ -19,8 +23,12 @@ to a Lambda through SQS, a worker subscribes itself, with QoS 1, to
   which recovers presence published while no worker at all was running.
 
 Each frame goes through the same ``Processor`` as everywhere else and the
-answer goes back with QoS 1 to ``{prefix}/out/{route}/{cp}``, the route the
-CALL came from. A presence message updates the shadow's connection record
+answer goes back with QoS 1 to the route the CALL came from. Answers for one
+route that are ready together travel together (``_Replies``): they wait
+until every admitted message is handled or waiting for its answer (the
+queues are drained), at most ``batch_window``, and go out as one batch per
+route on ``{prefix}/batch/out/{route}`` (an answer alone on
+``{prefix}/out/{route}/{cp}``). A presence message updates the shadow's connection record
 ``{"connected", "route", "protocol", "since"}`` unless the record already
 says something newer (``presence_applies``). Presence itself, parsing and
 ledgers, lives in ``processor.presence`` (shared with the Lambda).
@@ -59,12 +67,17 @@ from typing import Any, Protocol
 
 from mqttio import PubAck, Session, Subscription, supervise
 from ocppj import (
+    BATCH_OVERHEAD,
     DEFAULT_PREFIX,
-    downlink_topic,
+    PRESENCE,
+    decode_uplink_batch,
+    downlink_publishes,
     parse_presence,
     parse_uplink,
+    parse_uplink_batch,
     presence_subscription,
     shared_subscription,
+    uplink_batch_subscription,
     uplink_subscription,
 )
 from processor.adapters.routed_outbound import PublishError
@@ -82,6 +95,7 @@ _SUCCESS = int(PubAck.SUCCESS)
 _NOT_PROCESSED = int(PubAck.UNSPECIFIED_ERROR)
 _QUOTA_EXCEEDED = int(PubAck.QUOTA_EXCEEDED)
 _BAD_TOPIC = int(PubAck.TOPIC_NAME_INVALID)
+_BAD_PAYLOAD = int(PubAck.PAYLOAD_FORMAT_INVALID)
 
 #: Bound on waiting for an UNSUBACK (seconds).
 _ACK_TIMEOUT = 5.0
@@ -89,6 +103,10 @@ _ACK_TIMEOUT = 5.0
 _WINDOW_POLL = 0.005
 #: At most one "worker full" log line per this many seconds.
 _REFUSAL_LOG_PERIOD = 1.0
+
+
+class _BadBatch(ValueError):
+    """A batch's payload is not a batch."""
 
 
 # -- the worker -----------------------------------------------------------------------
@@ -112,7 +130,11 @@ class WorkerStats:
     """Counters since start, for logs, metrics and tests."""
 
     frames: int = 0
+    #: Uplink batches received (their frames count in ``frames``).
+    batches: int = 0
     answers: int = 0
+    #: Publishes that carried the answers (one per batch or lone answer).
+    answer_publishes: int = 0
     presence_recorded: int = 0
     presence_ignored: int = 0
     #: Malformed topics and payloads, logged and dropped.
@@ -128,6 +150,25 @@ class _Kind(enum.Enum):
     PRESENCE = "presence"
 
 
+class _Ack:
+    """The PUBACK of one message: resolved with its reason code once each of
+    the ``left`` items it brought (one, or a batch's) is handled."""
+
+    __slots__ = ("code", "future", "left")
+
+    def __init__(self, future: asyncio.Future[int], left: int) -> None:
+        self.future = future
+        self.left = left
+        self.code = _SUCCESS
+
+    def done(self, code: int) -> None:
+        if code != _SUCCESS:
+            self.code = code
+        self.left -= 1
+        if self.left <= 0 and not self.future.done():
+            self.future.set_result(self.code)
+
+
 @dataclass(slots=True)
 class _Item:
     kind: _Kind
@@ -135,8 +176,8 @@ class _Item:
     protocol: str
     route: str
     payload: bytes
-    #: Resolved with the PUBACK reason code once handled; None for QoS 0.
-    ack: asyncio.Future[int] | None
+    #: Told once this item is handled; None for QoS 0.
+    ack: _Ack | None
 
 
 class MqttWorker:
@@ -164,6 +205,7 @@ class MqttWorker:
         self._prefix = prefix
         self._filters = (
             shared_subscription(config.group, uplink_subscription(prefix)),
+            shared_subscription(config.group, uplink_batch_subscription(prefix)),
             shared_subscription(config.group, presence_subscription(prefix)),
         )
         self._broker = config.broker
@@ -182,6 +224,7 @@ class MqttWorker:
         self._session: Session | None = None
         self._connected = asyncio.Event()
         self._subscribed = asyncio.Event()
+        self._replies = _Replies(self, prefix, config.batch_bytes, config.batch_window)
         self._consumers: list[asyncio.Task[None]] = []
         self._supervisor: asyncio.Task[None] | None = None
 
@@ -302,11 +345,15 @@ class MqttWorker:
             receive_maximum=config.receive_maximum,
             session_expiry=config.session_expiry,
         )
-        uplinks, presence = self._filters
+        uplinks, batches, presence = self._filters
         subscriptions = (
             ()  # stopping: a connection to finish publishing with, no new messages
             if self._stopping
-            else (Subscription(uplinks), Subscription(presence, retained=config.replay_presence))
+            else (
+                Subscription(uplinks),
+                Subscription(batches),
+                Subscription(presence, retained=config.replay_presence),
+            )
         )
         await session.start(
             self._broker,
@@ -342,15 +389,16 @@ class MqttWorker:
 
         Never raises: the broker would then get no PUBACK at all.
         """
-        item = self._admit(topic, payload, qos)
-        if isinstance(item, int):
-            return item
-        if item.ack is None:
+        ack = self._admit(topic, payload, qos)
+        if isinstance(ack, int):
+            return ack
+        if ack is None:
             return _SUCCESS
-        return item.ack
+        return ack.future
 
-    def _admit(self, topic: Any, payload: bytes, qos: int) -> _Item | int:
-        """Queue the message for its charger's consumer, or the reason code it is refused with."""
+    def _admit(self, topic: Any, payload: bytes, qos: int) -> _Ack | int | None:
+        """Queue the message's items for their chargers' consumers: what tells
+        the PUBACK (None for QoS 0), or the reason code it is refused with."""
         if not self._accepting:
             self.stats.refused += 1
             return _NOT_PROCESSED
@@ -368,37 +416,61 @@ class MqttWorker:
         try:
             if not isinstance(topic, str):
                 raise ValueError("topic is not UTF-8")
-            item = self._item(topic, payload, qos)
+            items = self._items(topic, payload)
         except ValueError as exc:
             self.stats.dropped += 1
             log.warning("message dropped", extra={"topic": str(topic), "reason": str(exc)})
-            return _BAD_TOPIC
-        self._pending += 1
+            return _BAD_PAYLOAD if isinstance(exc, _BadBatch) else _BAD_TOPIC
+        if not items:
+            return _SUCCESS  # an empty batch: nothing to do
+        ack = None
+        if qos > 0:
+            ack = _Ack(asyncio.get_running_loop().create_future(), len(items))
+        self._pending += len(items)
         self._idle.clear()
-        consumer = zlib.crc32(item.charge_point_id.encode("utf-8")) % len(self._queues)
-        self._queues[consumer].put_nowait(item)
-        return item
+        queues = self._queues
+        for item in items:
+            item.ack = ack
+            consumer = zlib.crc32(item.charge_point_id.encode("utf-8")) % len(queues)
+            queues[consumer].put_nowait(item)
+        return ack
 
-    def _item(self, topic: str, payload: bytes, qos: int) -> _Item:
+    def _items(self, topic: str, payload: bytes) -> list[_Item]:
         levels = topic.split("/")
         kind = levels[1] if len(levels) > 1 else ""
         if kind == "in":
             charge_point_id, protocol, route = parse_uplink(topic, self._prefix)
-            item_kind = _Kind.UPLINK
-        elif kind == "presence":
-            charge_point_id, protocol, route = parse_presence(topic, self._prefix), "", ""
-            item_kind = _Kind.PRESENCE
-        else:
-            raise ValueError("not an uplink or presence topic")
-        ack = asyncio.get_running_loop().create_future() if qos > 0 else None
-        return _Item(item_kind, charge_point_id, protocol, route, payload, ack)
+            return [_Item(_Kind.UPLINK, charge_point_id, protocol, route, payload, None)]
+        if kind == "presence":
+            charge_point_id = parse_presence(topic, self._prefix)
+            return [_Item(_Kind.PRESENCE, charge_point_id, "", "", payload, None)]
+        if kind == "batch":
+            return self._batch(parse_uplink_batch(topic, self._prefix), payload)
+        raise ValueError("not an uplink, batch or presence topic")
+
+    def _batch(self, route: str, payload: bytes) -> list[_Item]:
+        try:
+            entries, skipped = decode_uplink_batch(payload)
+        except ValueError as exc:
+            raise _BadBatch(str(exc)) from None
+        self.stats.batches += 1
+        if skipped:
+            self.stats.dropped += len(skipped)
+            log.warning("batch items dropped", extra={"route": route, "reasons": skipped[:10]})
+        return [
+            _Item(_Kind.PRESENCE, e.charge_point_id, "", "", e.payload, None)
+            if e.kind == PRESENCE
+            else _Item(_Kind.UPLINK, e.charge_point_id, e.kind, route, e.payload, None)
+            for e in entries
+        ]
 
     def _finish(self, item: _Item, code: int) -> None:
-        if item.ack is not None and not item.ack.done():
-            item.ack.set_result(code)
+        if item.ack is not None:
+            item.ack.done(code)
         self._pending -= 1
         if self._pending == 0:
             self._idle.set()
+        self._replies.settle(self._pending)
 
     # -- handling ----------------------------------------------------------------------
 
@@ -429,7 +501,9 @@ class MqttWorker:
         answer = await self._handler.handle(item.charge_point_id, item.protocol, item.payload)
         if answer is None:
             return
-        await self.publish(downlink_topic(self._prefix, item.route, item.charge_point_id), answer)
+        sent = self._replies.add(item.route, item.charge_point_id, answer)
+        self._replies.settle(self._pending)
+        await sent
         self.stats.answers += 1
 
     async def _presence_message(self, item: _Item) -> None:
@@ -447,3 +521,95 @@ class MqttWorker:
         else:
             self.stats.presence_ignored += 1
             log.info("presence ignored: the record is newer or the same", extra=facts)
+
+
+class _Replies:
+    """Answers waiting to be published, per route; each batch of them goes out
+    as one publish (``ocppj.batch``) of at most ``limit`` bytes.
+
+    ``settle(pending)`` flushes once every admitted item (``pending``) is
+    waiting for its answer here: nothing more can join this round. A timer
+    of ``window`` seconds flushes a round that never settles (a steady
+    stream), and a route whose answers fill a batch goes at once.
+    """
+
+    def __init__(self, worker: MqttWorker, prefix: str, limit: int, window: float) -> None:
+        self._worker = worker
+        self._prefix = prefix
+        self._limit = limit
+        self._window = window
+        #: route -> (charge point, answer, told when published), in order.
+        self._waiting: dict[str, list[tuple[str, bytes, asyncio.Future[None]]]] = {}
+        self._sizes: dict[str, int] = {}
+        self._count = 0
+        #: Answers added and not yet published (waiting, or being published).
+        self._outstanding = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def add(self, route: str, charge_point_id: str, frame: bytes) -> asyncio.Future[None]:
+        loop = asyncio.get_running_loop()
+        sent: asyncio.Future[None] = loop.create_future()
+        self._waiting.setdefault(route, []).append((charge_point_id, frame, sent))
+        self._count += 1
+        self._outstanding += 1
+        size = self._sizes.get(route, BATCH_OVERHEAD) + len(frame) + len(charge_point_id) + 8
+        self._sizes[route] = size
+        if size >= self._limit:
+            self._flush([route])
+        elif self._timer is None:
+            self._timer = loop.call_later(self._window, self._flush_all)
+        return sent
+
+    def settle(self, pending: int) -> None:
+        if self._count and self._outstanding >= pending:
+            self._flush_all()
+
+    def _flush_all(self) -> None:
+        self._flush(list(self._waiting))
+
+    def _flush(self, routes: list[str]) -> None:
+        for route in routes:
+            answers = self._waiting.pop(route, None)
+            self._sizes.pop(route, None)
+            if answers:
+                self._count -= len(answers)
+                task = asyncio.get_running_loop().create_task(self._publish(route, answers))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+        if not self._waiting and self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    async def _publish(
+        self, route: str, answers: list[tuple[str, bytes, asyncio.Future[None]]]
+    ) -> None:
+        start = 0
+        try:
+            publishes = downlink_publishes(
+                self._prefix, route, [(cp, frame) for cp, frame, _ in answers], self._limit
+            )
+        except ValueError as exc:  # a route or identity that makes no topic
+            self._resolve(answers, exc)
+            return
+        for topic, payload, count in publishes:
+            chunk, start = answers[start : start + count], start + count
+            try:
+                await self._worker.publish(topic, payload)
+            except Exception as exc:  # PublishError
+                self._resolve(chunk, exc)
+                continue
+            self._worker.stats.answer_publishes += 1
+            self._resolve(chunk, None)
+
+    def _resolve(
+        self, chunk: list[tuple[str, bytes, asyncio.Future[None]]], error: Exception | None
+    ) -> None:
+        self._outstanding -= len(chunk)
+        for _, _, sent in chunk:
+            if sent.done():
+                continue
+            if error is None:
+                sent.set_result(None)
+            else:
+                sent.set_exception(error)

@@ -48,6 +48,14 @@ class WorkerConfig:
     #: Mosquitto with persistence) then loses nothing across a restart, even
     #: if the gateways reconnect before this worker does.
     session_expiry: int = 0
+    #: The largest downlink batch (payload bytes, ``ocppj.batch``): answers for
+    #: one route that are ready together go out in one publish of at most this
+    #: size; 0 publishes each answer alone.
+    batch_bytes: int = 4096
+    #: The longest an answer waits for company (seconds): answers go out as
+    #: soon as every admitted message is handled or waiting for its answer to
+    #: be published, and at the latest after this.
+    batch_window: float = 0.01
     #: Take the retained presence of every charger when subscribing (see the
     #: module's docstring): costs a shadow read per charger per (re)subscription.
     replay_presence: bool = False
@@ -77,6 +85,13 @@ class WorkerConfig:
             raise ValueError("session_expiry: cannot be negative")
         if self.session_expiry and self.client_id is None:
             raise ValueError("session_expiry: a kept session needs a stable client_id")
+        self._check_batches()
+
+    def _check_batches(self) -> None:
+        if not 0 <= self.batch_bytes <= 131_072:
+            raise ValueError("batch_bytes: must be a whole number from 0 to 131,072")
+        if not 0 < self.batch_window <= 1:
+            raise ValueError("batch_window: must be a number of seconds above 0, at most 1")
 
     @property
     def broker(self) -> BrokerAddress:

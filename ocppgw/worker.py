@@ -45,6 +45,7 @@ from processor.environment import (
     checked,
     integer,
     log_level,
+    number,
     optional_path,
     optional_text,
     port,
@@ -81,6 +82,8 @@ WORKER_ENVIRONMENT = {
     "OCPP_WORKER_GROUP": DEFAULT_GROUP,
     "OCPP_WORKER_ID": "",
     "OCPP_WORKER_SESSION_EXPIRY": "0",
+    "OCPP_MQTT_BATCH_BYTES": "4096",
+    "OCPP_WORKER_BATCH_WINDOW": "0.01",
     "OCPP_DATA_DIR": ".ocppgw",
     "OCPP_MANAGEMENT_HOST": "127.0.0.1",
     "OCPP_MANAGEMENT_PORT": "8081",
@@ -116,6 +119,8 @@ class WorkerSettings:
             group=text("OCPP_WORKER_GROUP"),
             client_id=optional_text("OCPP_WORKER_ID"),
             session_expiry=integer("OCPP_WORKER_SESSION_EXPIRY"),
+            batch_bytes=integer("OCPP_MQTT_BATCH_BYTES"),
+            batch_window=number("OCPP_WORKER_BATCH_WINDOW"),
         )
         return cls(
             mqtt,

@@ -84,10 +84,13 @@ INVALID: dict[str, Invalid] = {
     "OCPP_MQTT_PUBLISH_RATE": ("0", {}),
     "OCPP_MQTT_MAX_INFLIGHT": ("0", {}),
     "OCPP_MQTT_BUFFER": ("0", {}),
+    "OCPP_MQTT_BATCH_BYTES": ("200000", {}),
+    "OCPP_MQTT_BATCH_WINDOW": ("2", {}),
     "OCPP_METRICS_NAMESPACE": ("AWS/Reserved", {}),
     "OCPP_METRICS_INTERVAL": ("0", {}),
     "OCPP_WORKER_GROUP": ("a/b", {}),
     "OCPP_WORKER_SESSION_EXPIRY": ("-1", {}),
+    "OCPP_WORKER_BATCH_WINDOW": ("0", {}),
     "AWS_ENDPOINT_URL": ("not a url", {}),
 }
 #: Where a deployable refuses another value than the one above.

@@ -21,7 +21,17 @@ import pytest
 
 from mqttio import BrokerAddress, Session, Subscription
 from ocppgw.worker import WorkerSettings
-from ocppj import downlink_subscription, parse_downlink, presence_topic, uplink_topic
+from ocppj import (
+    decode_downlink_batch,
+    downlink_batch_subscription,
+    downlink_subscription,
+    encode_batch,
+    encode_uplink_item,
+    parse_downlink,
+    presence_topic,
+    uplink_batch_topic,
+    uplink_topic,
+)
 from processor.clock import rfc3339
 
 from ...mosquitto import Mosquitto, free_port
@@ -72,7 +82,9 @@ def now_text(offset: float = 0.0) -> str:
 
 
 class FakeGateway:
-    """One pooled gateway connection: publishes uplinks and presence, reads its route."""
+    """One pooled gateway connection: publishes uplinks and presence, reads its
+    route. Like the gateway it reads downlink batches, recording each frame as
+    if it had come alone (``batches`` counts the batch publishes)."""
 
     def __init__(self, broker: Broker, prefix: str, route: str = "gw-test.1") -> None:
         self.prefix = prefix
@@ -80,11 +92,16 @@ class FakeGateway:
         self._address = BrokerAddress.parse(broker.url)
         self._session = Session(f"gw-{uuid.uuid4().hex[:12]}", on_message=self._received)
         self.received: asyncio.Queue[tuple[str, list[Any]]] = asyncio.Queue()
+        self.batches = 0
+        self.alone = 0
 
     async def __aenter__(self) -> FakeGateway:
         await self._session.start(
             self._address,
-            subscriptions=[Subscription(downlink_subscription(self.prefix, self.route))],
+            subscriptions=[
+                Subscription(downlink_subscription(self.prefix, self.route)),
+                Subscription(downlink_batch_subscription(self.prefix, self.route)),
+            ],
             timeout=WAIT,
         )
         return self
@@ -94,8 +111,16 @@ class FakeGateway:
 
     def _received(self, topic: str | bytes, payload: bytes, qos: int) -> int:
         assert isinstance(topic, str), topic
+        if topic == downlink_batch_subscription(self.prefix, self.route):
+            items, skipped = decode_downlink_batch(payload)
+            assert not skipped, skipped
+            self.batches += 1
+            for item in items:
+                self.received.put_nowait((item.charge_point_id, orjson.loads(item.payload)))
+            return 0
         route, charge_point_id = parse_downlink(topic, self.prefix)
         assert route == self.route, topic
+        self.alone += 1
         self.received.put_nowait((charge_point_id, orjson.loads(payload)))
         return 0
 
@@ -105,6 +130,14 @@ class FakeGateway:
         while not self._session.publish(topic, payload, retain=retain):
             assert time.monotonic() < deadline, "broker never acknowledged our publishes"
             await asyncio.sleep(0.005)
+
+    async def send_batch(self, items: list[tuple[str, str, Any]]) -> None:
+        """(charge point, protocol or "presence", frame or presence) in one publish."""
+        parts = [
+            encode_uplink_item(cp, kind, body if isinstance(body, bytes) else orjson.dumps(body))
+            for cp, kind, body in items
+        ]
+        await self.publish(uplink_batch_topic(self.prefix, self.route), encode_batch(parts))
 
     async def send(self, charge_point_id: str, protocol: str, frame: Any) -> None:
         raw = frame if isinstance(frame, bytes) else orjson.dumps(frame)
