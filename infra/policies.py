@@ -69,19 +69,38 @@ def iot_gateway_policy(account: Account, prefix: str) -> Document:
     """The gateway certificate's IoT policy: the topic contract and nothing wider.
 
     A pool connection's client id is its route, so ``${iot:ClientId}`` pins
-    each connection to its own uplinks (``{prefix}/in/{cp}/{protocol}/{route}``)
-    and its own downlinks (``{prefix}/out/{route}/+``).
+    each connection to its own uplinks (``{prefix}/in/{cp}/{protocol}/{route}``
+    and the batches ``{prefix}/batch/in/{route}``) and its own downlinks
+    (``{prefix}/out/{route}/+`` and ``{prefix}/batch/out/{route}``).
     """
     client = "${iot:ClientId}"
     return _document(
         _statement(["iot:Connect"], [account.iot(f"client/{GATEWAY_CLIENT_PREFIX}*")]),
-        _statement(["iot:Publish"], [account.iot(f"topic/{prefix}/in/*/*/{client}")]),
+        _statement(
+            ["iot:Publish"],
+            [
+                account.iot(f"topic/{prefix}/in/*/*/{client}"),
+                account.iot(f"topic/{prefix}/batch/in/{client}"),
+            ],
+        ),
         # Presence is published retained, which IoT Core authorises separately.
         _statement(
             ["iot:Publish", "iot:RetainPublish"], [account.iot(f"topic/{prefix}/presence/*")]
         ),
-        _statement(["iot:Subscribe"], [account.iot(f"topicfilter/{prefix}/out/{client}/+")]),
-        _statement(["iot:Receive"], [account.iot(f"topic/{prefix}/out/{client}/*")]),
+        _statement(
+            ["iot:Subscribe"],
+            [
+                account.iot(f"topicfilter/{prefix}/out/{client}/+"),
+                account.iot(f"topicfilter/{prefix}/batch/out/{client}"),
+            ],
+        ),
+        _statement(
+            ["iot:Receive"],
+            [
+                account.iot(f"topic/{prefix}/out/{client}/*"),
+                account.iot(f"topic/{prefix}/batch/out/{client}"),
+            ],
+        ),
     )
 
 
@@ -127,7 +146,11 @@ def processor_policy(
     transaction_table_arn: str,
     pending_call_table_arn: str,
 ) -> Document:
-    """The message processor: SQS in, shadows and history, answers out."""
+    """The message processor: SQS in, shadows and history, answers out.
+
+    It also sends to its own queue: a batch item that failed goes back as a
+    record of its own (``lambdas.handlers``), found by the queue's name.
+    """
     return _document(
         _statement(
             [
@@ -135,11 +158,15 @@ def processor_policy(
                 "sqs:DeleteMessage",
                 "sqs:ChangeMessageVisibility",
                 "sqs:GetQueueAttributes",
+                "sqs:GetQueueUrl",
+                "sqs:SendMessage",
             ],
             [queue_arn],
         ),
         _shadows(account, ["iot:GetThingShadow", "iot:UpdateThingShadow"]),
         _downlinks(account, prefix),
+        # Answers to a batch go back as batches, one topic per route.
+        _statement(["iot:Publish"], [account.iot(f"topic/{prefix}/batch/out/*")]),
         _statement(
             ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"],
             [transaction_table_arn],

@@ -5,6 +5,9 @@
 * Presence: ``SELECT * AS presence, topic(3) AS chargePointId FROM
   '{prefix}/presence/+'``, into the same queue: the processor keeps the
   shadow's connection record, which remote commands read to find a route.
+* Batches: ``SELECT *, topic(4) AS route FROM '{prefix}/batch/in/+'``, into
+  the same queue: a gateway connection's queued frames and presence in one
+  publish (``ocppj.batch``); the body is the batch with its route added.
 
 The processor reports partial batch failures, so one failing record is
 retried alone; after five receives it moves to the dead-letter queue.
@@ -29,6 +32,7 @@ __all__ = [
     "LAMBDA_TIMEOUT_S",
     "Processing",
     "ProcessingArgs",
+    "batch_rule_sql",
     "presence_rule_sql",
     "uplink_rule_sql",
 ]
@@ -58,6 +62,11 @@ def uplink_rule_sql(prefix: str) -> str:
 
 def presence_rule_sql(prefix: str) -> str:
     return f"SELECT * AS presence, topic(3) AS chargePointId FROM '{prefix}/presence/+'"
+
+
+def batch_rule_sql(prefix: str) -> str:
+    # The batch is an object already: its "frames" stay at the top level.
+    return f"SELECT *, topic(4) AS route FROM '{prefix}/batch/in/+'"
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +212,7 @@ class Processing(pulumi.ComponentResource):
         for kind, sql in (
             ("uplinks", uplink_rule_sql(prefix)),
             ("presence", presence_rule_sql(prefix)),
+            ("batches", batch_rule_sql(prefix)),
         ):
             aws.iot.TopicRule(
                 f"{name}-{kind}",

@@ -9,6 +9,12 @@ from __future__ import annotations
 import pytest
 
 from infra.policies import Account, iot_gateway_policy
+from ocppj.batch import (
+    downlink_batch_subscription,
+    downlink_batch_topic,
+    uplink_batch_subscription,
+    uplink_batch_topic,
+)
 from ocppj.topics import (
     downlink_subscription,
     downlink_topic,
@@ -66,9 +72,37 @@ def test_it_may_subscribe_to_and_receive_its_own_downlinks_only() -> None:
     assert not allows(POLICY, ME, "iot:Receive", "topic/" + downlink_topic("ocpp", OTHER, CP))
 
 
+def test_it_may_publish_batches_on_its_own_route_only() -> None:
+    assert allows(POLICY, ME, "iot:Publish", "topic/" + uplink_batch_topic("ocpp", ME))
+    assert not allows(POLICY, ME, "iot:Publish", "topic/" + uplink_batch_topic("ocpp", OTHER))
+    # Nor a batch of answers: those come from the processor.
+    assert not allows(POLICY, ME, "iot:Publish", "topic/" + downlink_batch_topic("ocpp", ME))
+    assert not allows(POLICY, ME, "iot:RetainPublish", "topic/" + uplink_batch_topic("ocpp", ME))
+
+
+def test_it_may_subscribe_to_and_receive_its_own_downlink_batches_only() -> None:
+    mine = downlink_batch_subscription("ocpp", ME)
+    assert allows(POLICY, ME, "iot:Subscribe", "topicfilter/" + mine)
+    assert allows(POLICY, ME, "iot:Receive", "topic/" + downlink_batch_topic("ocpp", ME))
+    theirs = downlink_batch_subscription("ocpp", OTHER)
+    assert not allows(POLICY, ME, "iot:Subscribe", "topicfilter/" + theirs)
+    assert not allows(POLICY, ME, "iot:Receive", "topic/" + downlink_batch_topic("ocpp", OTHER))
+    # The uplink batches of every connection are the processor's to read.
+    assert not allows(POLICY, ME, "iot:Receive", "topic/" + uplink_batch_topic("ocpp", ME))
+
+
 @pytest.mark.parametrize(
     "wide",
-    ["ocpp/out/+/+", "ocpp/#", "#", uplink_subscription("ocpp"), presence_subscription("ocpp")],
+    [
+        "ocpp/out/+/+",
+        "ocpp/#",
+        "#",
+        uplink_subscription("ocpp"),
+        presence_subscription("ocpp"),
+        uplink_batch_subscription("ocpp"),
+        "ocpp/batch/out/+",
+        "ocpp/batch/#",
+    ],
 )
 def test_it_may_not_subscribe_to_anything_wider(wide: str) -> None:
     assert not allows(POLICY, ME, "iot:Subscribe", "topicfilter/" + wide)

@@ -24,6 +24,7 @@ import orjson
 import pytest
 from moto.backends import get_backend
 
+from ocppj.batch import decode_downlink_batch, downlink_batch_topic, uplink_batch_topic
 from ocppj.topics import downlink_topic, presence_topic, uplink_topic
 from processor.adapters.dynamodb_registry import DynamoDbRegistry
 from processor.adapters.dynamodb_tables import create_tables
@@ -48,7 +49,7 @@ for line in sys.stdin:
 
 
 def rule_body(sql: str, topic: str, payload: Any) -> dict[str, Any]:
-    """What an IoT rule of the forms ``* AS name`` and ``topic(n) AS name`` sends to SQS."""
+    """What an IoT rule of the forms ``*``, ``* AS name`` and ``topic(n) AS name`` sends to SQS."""
     select = re.fullmatch(r"SELECT (.+) FROM '(.+)'", sql)
     assert select is not None, sql
     filter_levels, levels = select.group(2).split("/"), topic.split("/")
@@ -56,16 +57,23 @@ def rule_body(sql: str, topic: str, payload: Any) -> dict[str, Any]:
     assert all(f in ("+", level) for f, level in zip(filter_levels, levels, strict=True))
     body: dict[str, Any] = {}
     for term in select.group(1).split(", "):
+        if term == "*":  # the payload's own keys, at the top level
+            body.update(payload)
+            continue
         source, name = term.split(" AS ")
         level = re.fullmatch(r"topic\((\d)\)", source)
         body[name] = payload if source == "*" else levels[int(level.group(1)) - 1]  # type: ignore[union-attr]
     return body
 
 
+QUEUE_ARN = f"arn:aws:sqs:{REGION}:{ACCOUNT}:incoming"
+
+
 def sqs_event(*bodies: dict[str, Any]) -> dict[str, Any]:
     return {
         "Records": [
-            {"messageId": f"m{i}", "body": json.dumps(body)} for i, body in enumerate(bodies)
+            {"messageId": f"m{i}", "body": json.dumps(body), "eventSourceARN": QUEUE_ARN}
+            for i, body in enumerate(bodies)
         ]
     }
 
@@ -124,6 +132,13 @@ def test_the_built_functions_answer_a_charger_and_reach_it_by_its_presence(
         "BootNotification",
         {"reason": "PowerUp", "chargingStation": {"model": "M", "vendorName": "V"}},
     ]
+    # What a gateway connection publishes when frames queue (ocppj.batch).
+    batch = {
+        "frames": [
+            [CP, "ocpp2.0.1", json.dumps([2, "h1", "Heartbeat", {}])],
+            [CP, "ocpp2.0.1", json.dumps([2, "h2", "Heartbeat", {}])],
+        ]
+    }
     processor = functions["processing-processor"]["handler"].rsplit(".", 1)[1]
     remote_start = functions["processing-remote-start"]["handler"].rsplit(".", 1)[1]
     calls = [
@@ -137,6 +152,12 @@ def test_the_built_functions_answer_a_charger_and_reach_it_by_its_presence(
             ),
         ),
         (remote_start, {"chargePointId": CP, "idTag": "user-123", "connectorId": 1}),
+        (
+            processor,
+            sqs_event(
+                rule_body(rules["processing-batches"], uplink_batch_topic(PREFIX, ROUTE), batch)
+            ),
+        ),
     ]
     result = subprocess.run(
         [sys.executable, "-S", "-c", RUNNER, str(local_lambda_package)],
@@ -148,8 +169,8 @@ def test_the_built_functions_answer_a_charger_and_reach_it_by_its_presence(
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    batch, started = (json.loads(line) for line in result.stdout.splitlines())
-    assert batch == {"batchItemFailures": []}
+    first, started, batched = (json.loads(line) for line in result.stdout.splitlines())
+    assert first == batched == {"batchItemFailures": []}
     assert started["statusCode"] == 202, started
     assert started["action"] == "RequestStartTransaction"
 
@@ -164,3 +185,10 @@ def test_the_built_functions_answer_a_charger_and_reach_it_by_its_presence(
     assert reported["connection"]["route"] == ROUTE
     assert reported["connection"]["connected"] is True
     assert reported["chargingStation"] == {"model": "M", "vendorName": "V"}
+    # The batch's two answers went back together, on the route's batch topic.
+    [answers] = published(downlink_batch_topic(PREFIX, ROUTE))
+    items, _ = decode_downlink_batch(json.dumps(answers))
+    assert [(i.charge_point_id, json.loads(i.payload)[1]) for i in items] == [
+        (CP, "h1"),
+        (CP, "h2"),
+    ]

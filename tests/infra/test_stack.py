@@ -16,6 +16,7 @@ from infra.components.observability import METRICS_NAMESPACE
 from infra.policies import GATEWAY_CLIENT_PREFIX
 from infra.settings import GATEWAY_DRAIN_SECONDS
 from ocppgw.gateway_service import DRAIN_TIMEOUT
+from ocppj import uplink_batch_subscription
 from processor.adapters.dynamodb_tables import (
     charge_point_table_spec,
     pending_call_table_spec,
@@ -303,8 +304,9 @@ def test_iot_certificate_is_active_and_carries_the_gateway_policy(stack: Stack) 
     assert attachment["policy"] == "iot-gateway-0a1b2c3"
 
 
-def test_rules_forward_uplinks_and_presence_to_the_queue(stack: Stack) -> None:
+def test_rules_forward_uplinks_presence_and_batches_to_the_queue(stack: Stack) -> None:
     rules = {r.name: r.inputs for r in stack.of_type("aws:iot/topicRule:TopicRule")}
+    assert set(rules) == {"processing-uplinks", "processing-presence", "processing-batches"}
     assert rules["processing-uplinks"]["sql"] == (
         "SELECT * AS message, topic(3) AS chargePointId, topic(4) AS protocol, "
         "topic(5) AS route FROM 'ocpp/in/+/+/+'"
@@ -312,6 +314,12 @@ def test_rules_forward_uplinks_and_presence_to_the_queue(stack: Stack) -> None:
     assert rules["processing-presence"]["sql"] == (
         "SELECT * AS presence, topic(3) AS chargePointId FROM 'ocpp/presence/+'"
     )
+    assert rules["processing-batches"]["sql"] == (
+        "SELECT *, topic(4) AS route FROM 'ocpp/batch/in/+'"
+    )
+    # The rule reads the topic the gateway publishes its batches on.
+    assert rules["processing-batches"]["sql"].endswith(f"'{uplink_batch_subscription('ocpp')}'")
+    assert len({rule["name"] for rule in rules.values()}) == 3
     queue_url = stack.outputs["queueUrl"]
     for rule in rules.values():
         assert rule["enabled"] is True
@@ -335,6 +343,9 @@ def test_topic_prefix_reaches_rules_policy_and_every_process() -> None:
         assert function.inputs["environment"]["variables"]["OCPP_TOPIC_PREFIX"] == "evse"
     policy = json.dumps(stack.one("aws:iot/policy:Policy").json("policy"))
     assert "topic/evse/in/" in policy and "/ocpp/" not in policy
+    assert "topic/evse/batch/in/" in policy
+    processor = json.dumps(policy_of(stack, "processing-processor"))
+    assert "topic/evse/batch/out/*" in processor and "/ocpp/" not in processor
 
 
 # -- processing -----------------------------------------------------------------------------
@@ -518,6 +529,7 @@ TRANSACTIONS = "arn:aws:dynamodb:eu-west-1:123456789012:table/TransactionTable-0
 PENDING = "arn:aws:dynamodb:eu-west-1:123456789012:table/PendingCallTable-0a1b2c3"
 SHADOWS = "arn:aws:iot:eu-west-1:123456789012:thing/*"
 DOWNLINKS = "arn:aws:iot:eu-west-1:123456789012:topic/ocpp/out/*"
+BATCH_DOWNLINKS = "arn:aws:iot:eu-west-1:123456789012:topic/ocpp/batch/out/*"
 
 
 def test_gateway_task_role_reads_the_charge_point_table_only(stack: Stack) -> None:
@@ -540,6 +552,7 @@ def test_processor_role_has_what_the_processor_calls_and_no_registry(stack: Stac
     assert ("iot:UpdateThingShadow", SHADOWS) in policy
     assert ("iot:GetThingShadow", SHADOWS) in policy
     assert ("iot:Publish", DOWNLINKS) in policy
+    assert ("iot:Publish", BATCH_DOWNLINKS) in policy
     assert ("dynamodb:Query", TRANSACTIONS) in policy
     assert ("dynamodb:DeleteItem", PENDING) in policy
     assert ("dynamodb:PutItem", PENDING) not in policy
@@ -550,7 +563,12 @@ def test_processor_role_has_what_the_processor_calls_and_no_registry(stack: Stac
         "sqs:DeleteMessage",
         "sqs:ChangeMessageVisibility",
         "sqs:GetQueueAttributes",
+        # A failed batch item goes back to the queue it came from.
+        "sqs:GetQueueUrl",
+        "sqs:SendMessage",
     }
+    # Its own queue only: not the dead letters.
+    assert not any(r.endswith(":processing-dead-letters-0a1b2c3") for _, r in policy)
 
 
 @pytest.mark.parametrize("role", ["processing-remote-start", "processing-remote-stop"])
@@ -562,6 +580,7 @@ def test_remote_command_roles_read_the_registry_and_shadow_and_publish_downlinks
     assert ("iot:GetThingShadow", SHADOWS) in policy
     assert ("iot:UpdateThingShadow", SHADOWS) not in policy
     assert ("iot:Publish", DOWNLINKS) in policy
+    assert ("iot:Publish", BATCH_DOWNLINKS) not in policy  # a command goes alone
     assert {("dynamodb:PutItem", PENDING), ("dynamodb:DeleteItem", PENDING)} <= policy
     assert not any(resource == TRANSACTIONS for _, resource in policy)
 
