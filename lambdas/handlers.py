@@ -1,25 +1,43 @@
 """AWS Lambda entry points: the processor on SQS, and remote start / stop.
 
-* ``message_processor_handler``: SQS batches from the IoT rule
-  ``SELECT * AS message, topic(3) AS chargePointId, topic(4) AS protocol,
-  topic(5) AS route FROM 'ocpp/in/+/+/+'``. Each record's frame goes through
-  the same ``Processor`` as everywhere else; the answer is published to the
-  route the CALL came from. A record that fails for a passing reason (an AWS
-  call) is reported in ``batchItemFailures`` so that only it is redelivered;
-  a record that can never succeed (not the rule's shape) is logged and
-  dropped, since redelivering it would fail forever.
+* ``message_processor_handler``: SQS batches that three IoT rules write
+  into one queue (``infra/components/processing.py``):
 
-  The same queue takes presence from a second rule, ``SELECT * AS presence,
-  topic(3) AS chargePointId FROM 'ocpp/presence/+'``: a body with a
-  ``presence`` key is a gateway's connect or disconnect, recorded in the
-  shadow's ``state.reported.connection`` (``processor.presence``) unless the
-  record already says something newer. That record is where the remote
-  commands find a charger's route. A malformed presence is logged and
-  dropped; a failed shadow read or write is redelivered. The presence
-  records of one charger in a batch are handled one after another, and each
-  write names the shadow version its decision was made on
-  (``IotShadowStore.update_if``), so two containers judging one charger at the
-  same instant cannot leave a stale record.
+  - uplinks, ``SELECT * AS message, topic(3) AS chargePointId, topic(4) AS
+    protocol, topic(5) AS route FROM 'ocpp/in/+/+/+'``: one frame a record;
+  - presence, ``SELECT * AS presence, topic(3) AS chargePointId FROM
+    'ocpp/presence/+'``: a gateway's connect or disconnect, recorded in the
+    shadow's ``state.reported.connection`` (``processor.presence``) unless
+    the record already says something newer. That record is where the
+    remote commands find a charger's route;
+  - batches, ``SELECT *, topic(4) AS route FROM 'ocpp/batch/in/+'``: a
+    gateway connection's queued frames and presence in one record,
+    ``{"frames": [[cp, kind, text], ...], "route": ...}`` (``ocppj.batch``).
+
+  Every frame goes through the same ``Processor`` as everywhere else, each
+  charger's items one after another in the order they came (across the
+  records of the invocation), different chargers side by side. Answers are
+  gathered per route over the whole invocation and published once it is
+  handled, as batches on ``{prefix}/batch/out/{route}`` of at most
+  ``OCPP_MQTT_BATCH_BYTES`` (an answer alone, or every answer with 0, on
+  ``{prefix}/out/{route}/{cp}``). Presence writes name the shadow version
+  their decision was made on (``IotShadowStore.update_if``), so two
+  containers judging one charger at the same instant cannot leave a stale
+  record.
+
+  Failures (``lambdas._invocation``): a record that fails for a passing
+  reason (an AWS call) is reported in ``batchItemFailures`` so that only it
+  is redelivered, and its answers are withheld so that the redelivery
+  answers once. A batch record is not failed for one item: that item (with
+  its charger's later items in the record) goes back to the queue as a
+  batch record of its own, and only if that send fails is the record
+  redelivered (as it is once an item has gone back three times, so that the
+  dead-letter queue still sees an item that never succeeds). A publish that
+  fails redelivers the records it answered.
+  Whatever can never succeed (a body of no rule's shape, a malformed
+  presence, a batch item of an unknown kind or identity) is logged, by
+  reason only, and dropped (``lambdas._records``), since redelivering it
+  would fail forever.
 * ``remote_start_handler`` / ``remote_stop_handler``: the seed's input
   formats. They cannot wait for the charger's answer (it arrives through SQS,
   at the message processor), so they answer ``202`` with the message id; the
@@ -33,16 +51,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import boto3
-import orjson
 
-from ocppj import DEFAULT_PREFIX, decode_segment, uplink_subscription
+from ocppj import DEFAULT_PREFIX, uplink_subscription
 from processor import build_router
 from processor.adapters.dynamodb_pending_calls import DynamoDbPendingCalls
 from processor.adapters.dynamodb_registry import DynamoDbRegistry
@@ -57,6 +73,7 @@ from processor.context import Services
 from processor.core import Processor
 from processor.environment import (
     Environment,
+    Read,
     SettingsError,
     checked,
     integer,
@@ -67,10 +84,15 @@ from processor.environment import (
     url,
 )
 from processor.ports import ChargePointOffline
-from processor.presence import ShadowPresenceLedger, routable_presence
+from processor.presence import ShadowPresenceLedger
+
+from ._invocation import SqsInvocation
+from ._records import read_record
+from ._requeue import SqsRequeue
 
 __all__ = [
     "LAMBDA_ENVIRONMENT",
+    "MAX_BATCH_BYTES",
     "LambdaApp",
     "LambdaSettings",
     "message_processor_handler",
@@ -93,7 +115,10 @@ LAMBDA_ENVIRONMENT = {
     "OCPP_ID_TOKENS": "",
     "AWS_ENDPOINT_URL": "",
     "OCPP_LOG_LEVEL": "INFO",
+    "OCPP_MQTT_BATCH_BYTES": "4096",
 }
+#: IoT Core's largest payload: no answer batch may be larger.
+MAX_BATCH_BYTES = 131_072
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,9 +132,11 @@ class LambdaSettings:
     processor: ProcessorConfig
     topic_prefix: str = DEFAULT_PREFIX
     id_tokens_file: Path | None = None
-    #: A local AWS stand-in for DynamoDB (tests, local runs); None in AWS.
+    #: A local AWS stand-in for DynamoDB and SQS (tests, local runs); None in AWS.
     endpoint_url: str | None = None
     log_level: str = "INFO"
+    #: Largest batch of answers to one route (bytes); 0: each answer on its own topic.
+    batch_bytes: int = 4096
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> LambdaSettings:
@@ -129,6 +156,7 @@ class LambdaSettings:
             id_tokens_file=env.read(optional_path("OCPP_ID_TOKENS")),
             endpoint_url=env.read(url("AWS_ENDPOINT_URL")),
             log_level=env.read(log_level()),
+            batch_bytes=env.read(Read("OCPP_MQTT_BATCH_BYTES", _batch_bytes)),
         )
 
     @property
@@ -149,9 +177,11 @@ class LambdaApp:
         iot_data = session.client(
             "iot-data", region_name=settings.region, endpoint_url=settings.iot_endpoint_url
         )
+        sqs = session.client("sqs", region_name=settings.region, endpoint_url=settings.endpoint_url)
         self._prefix = settings.topic_prefix
         shadows = IotShadowStore(iot_data)
-        self._outbound = RoutedOutbound(shadows, settings.topic_prefix, IotDataPublisher(iot_data))
+        publisher = IotDataPublisher(iot_data)
+        self._outbound = RoutedOutbound(shadows, settings.topic_prefix, publisher)
         try:
             statuses = (
                 None if settings.id_tokens_file is None else load_id_tokens(settings.id_tokens_file)
@@ -167,10 +197,16 @@ class LambdaApp:
             outbound=self._outbound,
         )
         self.registry = DynamoDbRegistry(dynamodb, settings.charge_point_table)
-        self._presence = ShadowPresenceLedger(shadows)
-        # A store that fails sends the record back to SQS rather than an
-        # InternalError to the charger: the retry can still succeed.
-        self._processor = Processor(build_router(), self.services, raise_failures=True)
+        self._invocation = SqsInvocation(
+            # A store that fails sends the frame back to SQS rather than an
+            # InternalError to the charger: the retry can still succeed.
+            processor=Processor(build_router(), self.services, raise_failures=True),
+            presence=ShadowPresenceLedger(shadows),
+            publisher=publisher,
+            requeue=SqsRequeue(sqs),
+            prefix=settings.topic_prefix,
+            batch_bytes=settings.batch_bytes,
+        )
         self._commands = Commands(self.services)
         # One loop for the container's life: warm invocations reuse it.
         self._loop = asyncio.new_event_loop()
@@ -185,79 +221,13 @@ class LambdaApp:
         return self._loop.run_until_complete(self._process_messages(event))
 
     async def _process_messages(self, event: Mapping[str, Any]) -> dict[str, Any]:
-        records = event.get("Records", [])
-        # Per charger, for this batch only: one invocation runs at a time.
-        presence_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
-        outcomes = await asyncio.gather(
-            *(self._record(record, presence_locks) for record in records)
-        )
-        failures = [
-            {"itemIdentifier": record.get("messageId", "")}
-            for record, ok in zip(records, outcomes, strict=True)
-            if not ok
+        records = [
+            record
+            for index, raw in enumerate(event.get("Records", []))
+            if (record := read_record(index, raw, self._prefix)) is not None
         ]
-        return {"batchItemFailures": failures}
-
-    async def _record(
-        self, record: Mapping[str, Any], presence_locks: Mapping[str, asyncio.Lock]
-    ) -> bool:
-        """Process one SQS record; False asks SQS to deliver it again."""
-        try:
-            body = orjson.loads(record["body"])
-        except (KeyError, TypeError, ValueError) as exc:
-            return _dropped(record, "not the IoT rule's shape", exc)
-        if isinstance(body, dict) and "presence" in body:
-            return await self._presence_record(record, body, presence_locks)
-        try:
-            charge_point_id, protocol, route, frame = _frame_of(body)
-        except (KeyError, TypeError, ValueError) as exc:
-            return _dropped(record, "not the IoT rule's shape", exc)
-        try:
-            answer = await self._processor.handle(charge_point_id, protocol, frame)
-            if answer is not None:
-                await self._outbound.reply(route, charge_point_id, answer)
-        except Exception:
-            log.exception(
-                "record failed; SQS will deliver it again",
-                extra={"messageId": record.get("messageId"), "chargePointId": charge_point_id},
-            )
-            return False
-        return True
-
-    async def _presence_record(
-        self,
-        record: Mapping[str, Any],
-        body: Mapping[str, Any],
-        presence_locks: Mapping[str, asyncio.Lock],
-    ) -> bool:
-        """Record a gateway's presence message in the charger's shadow."""
-        charge_point_id = None
-        try:
-            charge_point_id = decode_segment(body["chargePointId"])
-            # The rule re-serialises the payload; parse it as the worker does.
-            presence = routable_presence(
-                orjson.dumps(body["presence"]), self._prefix, charge_point_id
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            return _dropped(record, "malformed presence", exc, chargePointId=charge_point_id)
-        facts = {
-            "messageId": record.get("messageId"),
-            "chargePointId": charge_point_id,
-            "connected": presence.connected,
-            "route": presence.route,
-            "at": presence.at,
-        }
-        try:
-            async with presence_locks[charge_point_id]:
-                recorded = await self._presence.record(charge_point_id, presence)
-        except Exception:
-            log.exception("presence failed; SQS will deliver it again", extra=facts)
-            return False
-        if recorded:
-            log.info("presence recorded", extra=facts)
-        else:
-            log.info("presence ignored: the record is newer or the same", extra=facts)
-        return True
+        again = await self._invocation.process(records)
+        return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in again]}
 
     # -- remote commands --------------------------------------------------------
 
@@ -294,24 +264,11 @@ class LambdaApp:
         }
 
 
-def _dropped(record: Mapping[str, Any], why: str, exc: Exception, **facts: Any) -> bool:
-    """Log a record that can never succeed; True: SQS need not deliver it again."""
-    log.error(
-        "record dropped: %s",
-        why,
-        extra={"messageId": record.get("messageId"), **facts, "reason": str(exc)},
-    )
-    return True
-
-
-def _frame_of(body: Any) -> tuple[str, str, str, bytes]:
-    """(charge point, protocol, route, frame) from an SQS body of the uplink rule."""
-    charge_point_id = decode_segment(body["chargePointId"])
-    protocol, route = body["protocol"], body["route"]
-    if not isinstance(protocol, str) or not isinstance(route, str):
-        raise TypeError("protocol and route must be strings")
-    # The rule re-serialises the frame; the processor parses it as JSON again.
-    return charge_point_id, protocol, route, orjson.dumps(body["message"])
+def _batch_bytes(value: str) -> int:
+    size = integer("OCPP_MQTT_BATCH_BYTES").parse(value)
+    if not 0 <= size <= MAX_BATCH_BYTES:
+        raise ValueError(f"must be a whole number from 0 to {MAX_BATCH_BYTES:,}")
+    return size
 
 
 _app: LambdaApp | None = None

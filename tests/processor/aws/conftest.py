@@ -13,6 +13,7 @@ import asyncio
 import socket
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -55,6 +56,11 @@ def iot(moto_endpoint: str) -> Any:
     return make_client("iot", moto_endpoint)
 
 
+@pytest.fixture(scope="session")
+def sqs(moto_endpoint: str) -> Any:
+    return make_client("sqs", moto_endpoint)
+
+
 @pytest.fixture
 def unique() -> str:
     """A short name no other test of the session uses."""
@@ -82,10 +88,11 @@ def dead_endpoint() -> str:
 
 
 @pytest.fixture
-def app(moto_endpoint: str, dynamodb: Any, unique: str) -> Iterator[LambdaApp]:
+def lambda_settings(moto_endpoint: str, dynamodb: Any, unique: str) -> LambdaSettings:
+    """The Lambda's settings against moto, with fresh tables; the prefix is ``unique``."""
     tables = (f"cp-{unique}", f"tx-{unique}", f"calls-{unique}")
     create_tables(dynamodb, *tables)
-    settings = LambdaSettings(
+    return LambdaSettings(
         region=REGION,
         charge_point_table=tables[0],
         transaction_table=tables[1],
@@ -95,12 +102,42 @@ def app(moto_endpoint: str, dynamodb: Any, unique: str) -> Iterator[LambdaApp]:
         topic_prefix=unique,
         endpoint_url=moto_endpoint,
     )
+
+
+def lambda_app(settings: LambdaSettings) -> LambdaApp:
+    """A Lambda container's app with dummy keys (``close()`` it)."""
     session = boto3.session.Session(
         aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION
     )
-    application = LambdaApp(settings, session)
+    return LambdaApp(settings, session)
+
+
+@pytest.fixture
+def app(lambda_settings: LambdaSettings) -> Iterator[LambdaApp]:
+    application = lambda_app(lambda_settings)
     yield application
     application.close()
+
+
+@dataclass(frozen=True, slots=True)
+class Queue:
+    """An SQS queue in moto: where a test's records come from."""
+
+    url: str
+    arn: str
+    client: Any
+
+    def received(self) -> list[dict[str, Any]]:
+        """The messages waiting in it (taken off it)."""
+        found = self.client.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10)
+        return found.get("Messages", [])  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def queue(sqs: Any, unique: str) -> Queue:
+    url = sqs.create_queue(QueueName=f"incoming-{unique}")["QueueUrl"]
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+    return Queue(url, attributes["Attributes"]["QueueArn"], sqs)
 
 
 @pytest.fixture

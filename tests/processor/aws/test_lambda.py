@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from lambdas.handlers import LambdaApp, LambdaSettings
-from ocppj import encode_segment
+from ocppj import decode_downlink_batch, downlink_batch_topic, downlink_topic, encode_segment
 
 from .test_iot_outbound import presence, published
 
@@ -29,9 +29,18 @@ def record(message_id: str, cp: str, frame: Any, protocol: str = "ocpp2.0.1") ->
     return {"messageId": message_id, "body": orjson.dumps(body).decode()}
 
 
-def replies(prefix: str, cp: str) -> list[list[Any]]:
-    topic = f"{prefix}/out/{ROUTE}/{encode_segment(cp)}"
-    return [orjson.loads(payload) for t, payload in published(prefix) if t == topic]
+def replies(prefix: str, cp: str, route: str = ROUTE) -> list[list[Any]]:
+    """Every frame published to ``cp`` on ``route``: alone on its topic, or in a batch."""
+    alone, batch = downlink_topic(prefix, route, cp), downlink_batch_topic(prefix, route)
+    frames = []
+    for topic, payload in published(prefix):
+        if topic == alone:
+            frames.append(orjson.loads(payload))
+        elif topic == batch:
+            items, skipped = decode_downlink_batch(payload)
+            assert not skipped
+            frames += [orjson.loads(i.payload) for i in items if i.charge_point_id == cp]
+    return frames
 
 
 def reported(app: LambdaApp, cp: str) -> dict[str, Any]:
