@@ -59,9 +59,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import functools
 import logging
 import uuid
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -151,22 +153,28 @@ class _Kind(enum.Enum):
 
 
 class _Ack:
-    """The PUBACK of one message: resolved with its reason code once each of
-    the ``left`` items it brought (one, or a batch's) is handled."""
+    """One admitted message: once each of the ``left`` items it brought (one,
+    or a batch's) is handled, ``finished`` is called and the PUBACK (None for
+    QoS 0) resolved with its reason code."""
 
-    __slots__ = ("code", "future", "left")
+    __slots__ = ("code", "finished", "future", "left")
 
-    def __init__(self, future: asyncio.Future[int], left: int) -> None:
+    def __init__(
+        self, future: asyncio.Future[int] | None, left: int, finished: Callable[[], None]
+    ) -> None:
         self.future = future
         self.left = left
+        self.finished = finished
         self.code = _SUCCESS
 
     def done(self, code: int) -> None:
         if code != _SUCCESS:
             self.code = code
         self.left -= 1
-        if self.left <= 0 and not self.future.done():
-            self.future.set_result(self.code)
+        if self.left == 0:
+            self.finished()
+            if self.future is not None and not self.future.done():
+                self.future.set_result(self.code)
 
 
 @dataclass(slots=True)
@@ -216,6 +224,9 @@ class MqttWorker:
             asyncio.Queue() for _ in range(config.consumers)
         ]
         self._pending = 0
+        #: Messages admitted and not yet finished (a batch is one): what
+        #: ``max_pending`` bounds, as the broker's in-flight window does.
+        self._messages = 0
         self._refusal_logged_at = float("-inf")
         self._idle = asyncio.Event()
         self._idle.set()
@@ -394,7 +405,7 @@ class MqttWorker:
             return ack
         if ack is None:
             return _SUCCESS
-        return ack.future
+        return ack.future if ack.future is not None else _SUCCESS
 
     def _admit(self, topic: Any, payload: bytes, qos: int) -> _Ack | int | None:
         """Queue the message's items for their chargers' consumers: what tells
@@ -402,7 +413,7 @@ class MqttWorker:
         if not self._accepting:
             self.stats.refused += 1
             return _NOT_PROCESSED
-        if self._pending >= self._config.max_pending:
+        if self._messages >= self._config.max_pending:
             self.stats.refused += 1
             now = asyncio.get_running_loop().time()
             if now - self._refusal_logged_at >= _REFUSAL_LOG_PERIOD:
@@ -423,9 +434,9 @@ class MqttWorker:
             return _BAD_PAYLOAD if isinstance(exc, _BadBatch) else _BAD_TOPIC
         if not items:
             return _SUCCESS  # an empty batch: nothing to do
-        ack = None
-        if qos > 0:
-            ack = _Ack(asyncio.get_running_loop().create_future(), len(items))
+        future = asyncio.get_running_loop().create_future() if qos > 0 else None
+        ack = _Ack(future, len(items), self._message_finished)
+        self._messages += 1
         self._pending += len(items)
         self._idle.clear()
         queues = self._queues
@@ -433,7 +444,10 @@ class MqttWorker:
             item.ack = ack
             consumer = zlib.crc32(item.charge_point_id.encode("utf-8")) % len(queues)
             queues[consumer].put_nowait(item)
-        return ack
+        return ack if future is not None else None
+
+    def _message_finished(self) -> None:
+        self._messages -= 1
 
     def _items(self, topic: str, payload: bytes) -> list[_Item]:
         levels = topic.split("/")
@@ -475,36 +489,58 @@ class MqttWorker:
     # -- handling ----------------------------------------------------------------------
 
     async def _consume(self, queue: asyncio.Queue[_Item]) -> None:
+        """Handle one charger's items in order. An answer is left to be
+        published with its route's others: the consumer goes on to the next
+        item at once, and the item counts as handled (its PUBACK) once its
+        answer is published."""
         while True:
             item = await queue.get()
             code = _NOT_PROCESSED
+            sent: asyncio.Future[None] | None = None
             try:
                 if item.kind is _Kind.UPLINK:
-                    await self._uplink(item)
+                    sent = await self._uplink(item)
                 else:
                     await self._presence_message(item)
                 code = _SUCCESS
             except asyncio.CancelledError:
                 raise
             except Exception:
-                self.stats.failed += 1
-                log.exception(
-                    "message failed",
-                    extra={"chargePointId": item.charge_point_id, "kind": item.kind.value},
-                )
+                self._failed(item)
                 code = _SUCCESS  # handled as well as it ever will be; no redelivery helps
             finally:
-                self._finish(item, code)
+                if sent is None:
+                    self._finish(item, code)
+            if sent is not None:
+                sent.add_done_callback(functools.partial(self._answered, item))
 
-    async def _uplink(self, item: _Item) -> None:
+    def _answered(self, item: _Item, sent: asyncio.Future[None]) -> None:
+        if sent.cancelled() or sent.exception() is not None:
+            self._failed(item, sent.exception() if not sent.cancelled() else None)
+        else:
+            self.stats.answers += 1
+        self._finish(item, _SUCCESS)
+
+    def _failed(self, item: _Item, error: BaseException | None = None) -> None:
+        self.stats.failed += 1
+        facts = {"chargePointId": item.charge_point_id, "kind": item.kind.value}
+        if error is None:
+            log.exception("message failed", extra=facts)
+        else:
+            log.error(
+                "message failed: its answer was not published",
+                extra={**facts, "reason": str(error)},
+            )
+
+    async def _uplink(self, item: _Item) -> asyncio.Future[None] | None:
+        """Handle a frame; what tells when its answer is published, if it has one."""
         self.stats.frames += 1
         answer = await self._handler.handle(item.charge_point_id, item.protocol, item.payload)
         if answer is None:
-            return
+            return None
         sent = self._replies.add(item.route, item.charge_point_id, answer)
         self._replies.settle(self._pending)
-        await sent
-        self.stats.answers += 1
+        return sent
 
     async def _presence_message(self, item: _Item) -> None:
         facts: dict[str, Any] = {"chargePointId": item.charge_point_id}

@@ -120,3 +120,27 @@ async def test_bad_batches_and_items_are_dropped_and_their_neighbours_answered(
     # Two payloads that are not batches, three unreadable items.
     assert worker.stats.dropped == 5
     assert worker.stats.batches == 2
+
+
+async def test_the_pending_limit_counts_messages_so_batches_are_not_refused(
+    broker: Broker, prefix: str
+) -> None:
+    # Two messages may be pending; each batch brings 30 items.
+    handler = EchoHandler(delay=0.02)
+    config = fast_config(broker, consumers=1, max_pending=2)
+    worker = MqttWorker(handler, MemoryShadowStore(SystemClock()), prefix, config)
+    worker.start()
+    try:
+        await worker.wait_subscribed(WAIT)
+        async with FakeGateway(broker, prefix) as gateway:
+            for b in range(2):
+                await gateway.send_batch(
+                    [(f"CP{b}", "ocpp1.6", [2, f"{b}-{n}", "Heartbeat", {}]) for n in range(30)]
+                )
+            answers = await gateway.receive_many(60)
+    finally:
+        await worker.stop(WAIT)
+    assert worker.stats.refused == 0
+    assert sorted(answer[1] for _, answer in answers) == sorted(
+        f"{b}-{n}" for b in range(2) for n in range(30)
+    )
