@@ -182,11 +182,11 @@ class PoolConnection:
         self._window = _QuotaWindow(settings.publish_rate)
         self._cap = settings.max_inflight
         self._wake = asyncio.Event()
-        # Load: publishes offered (both directions) since ``_since``, and
-        # the rate measured over the last window of at least a second.
+        # Load: frames offered, and publishes made, both directions, since
+        # ``_since``; the rate measured over the last window of at least a second.
         self._loop = asyncio.get_running_loop()
         self._offered = 0
-        self._offered_bytes = 0
+        self._moved = 0
         self._waiting_bytes = 0
         self._since = self._loop.time()
         self._rate = 0.0
@@ -206,23 +206,21 @@ class PoolConnection:
         item.queued_at = self._loop.time()
         self.line.append(item)
         self._offered += 1
-        self._offered_bytes += len(item.payload)
         self._waiting_bytes += len(item.payload)
         self._wake.set()
 
     def demand(self, now: float) -> float:
         """What this connection must move in the next second, in publishes:
         its recent rate plus what waits in its line or for an acknowledgement.
-        With batches on, a publish carries up to ``batch_bytes``, so the
-        load is counted in bytes and the line in the batches it makes."""
+        With batches on, frames that go out alone under the quota are one
+        publish each and those that queue share one per ``batch_bytes``: so
+        the rate is the publishes made (a connection at its quota shows it)
+        and the line counts in the batches it makes."""
         elapsed = now - self._since
         if elapsed >= 1.0:
-            if self._batch_bytes:
-                self._rate = self._offered_bytes / self._batch_bytes / elapsed
-            else:
-                self._rate = self._offered / elapsed
+            self._rate = (self._moved if self._batch_bytes else self._offered) / elapsed
             self._offered = 0
-            self._offered_bytes = 0
+            self._moved = 0
             self._since = now
         limit = self._batch_bytes
         waiting = self._waiting_bytes / limit if limit else len(self.line)
@@ -297,6 +295,7 @@ class PoolConnection:
             for item in _items(token):
                 item.sent = True
             window.record(now)
+            self._moved += 1
 
     def _next_publish(self) -> tuple[Outgoing | Batch, bytes, bytes, bool]:
         """Take the next publish off the line: the head alone, or as many
@@ -370,7 +369,7 @@ class PoolConnection:
     def _on_message(self, topic: str | bytes, payload: bytes, qos: int) -> int:
         self._window.record(self._loop.time())
         self._offered += 1
-        self._offered_bytes += len(payload)
+        self._moved += 1
         if topic == self._batch_out:
             self._batch_downlink(payload)
             return 0
