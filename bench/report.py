@@ -46,6 +46,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from . import cost, cost_report
+
 __all__ = [
     "CPU",
     "FILES",
@@ -66,8 +68,9 @@ __all__ = [
     "write_report",
 ]
 
-#: The scenarios of ``python -m bench``, in the report's order.
-SCENARIOS = ("idle", "throughput", "mix", "storm", "pipeline")
+#: The scenarios of ``python -m bench``, in the report's order
+#: (``pipeline-one-per-frame``: ``pipeline --batch-bytes 0``).
+SCENARIOS = ("idle", "throughput", "mix", "storm", "pipeline", "pipeline-one-per-frame")
 
 BENCH_DIR = Path(__file__).resolve().parent
 DEFAULT_RESULTS = BENCH_DIR / "results"
@@ -951,12 +954,15 @@ def _capacity_section(result: Scaling) -> list[str]:
     return lines
 
 
-def _targets_section(result: Scaling) -> list[str]:
+def _targets_section(result: Scaling, extra: Sequence[TargetCheck] = ()) -> list[str]:
     lines = ["## Design targets", ""]
     lines += _table(
         ["target", "design", "measured", "met"],
         "llll",
-        [[_cell(t.name), _cell(t.target), _cell(t.measured), _met(t.met)] for t in result.targets],
+        [
+            [_cell(t.name), _cell(t.target), _cell(t.measured), _met(t.met)]
+            for t in (*result.targets, *extra)
+        ],
     )
     storm = result.storm
     lines += [""]
@@ -1042,21 +1048,64 @@ def build_report(
     results_dir: Path | None = None,
     problems: Mapping[str, str] | None = None,
     generated_at: datetime | None = None,
+    prices: cost.Prices | str | None = None,
 ) -> str:
     """The Markdown report of ``results`` (scenario name -> result dict).
 
     ``images`` maps a scenario to the PNGs drawn of it, linked relative to
     ``report_path``'s folder when that is given. ``problems`` maps a scenario
-    to why its result could not be read (shown next to "not run")."""
+    to why its result could not be read (shown next to "not run").
+    ``prices``: the cost section's list prices (default: read from
+    ``bench/aws_prices.json``), or why there are none."""
     computed = scaling(results, limits)
+    bills = _costs(results, computed.limits, prices)
     report_dir = report_path.parent if report_path is not None else None
     lines = _header(results, generated_at or datetime.now(UTC), results_dir)
     lines += _scenarios_section(results, problems or {})
     lines += _capacity_section(computed)
-    lines += _targets_section(computed)
+    lines += cost_report.cost_section(bills)
+    lines += _targets_section(computed, [TargetCheck(*cost_report.cost_target(bills))])
     lines += _plots_section(results, images or {}, report_dir)
     lines += _reproduce_section(results, results_dir, report_path)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _costs(
+    results: Mapping[str, Mapping[str, Any]],
+    limits: Limits,
+    prices: cost.Prices | str | None,
+) -> cost_report.Costs:
+    """Each design's bill, with the tasks its own capacity figures need: the
+    scaling computation run with that design's result as the pipeline's."""
+    problem = None
+    if prices is None:
+        try:
+            prices = cost.load_prices()
+        except (OSError, ValueError) as exc:
+            problem = f"{cost.DEFAULT_PRICES.name} unreadable: {exc}"
+    elif isinstance(prices, str):
+        problem, prices = prices, None
+    designs = []
+    for name, scenario in cost_report.DESIGNS.items():
+        result = results.get(scenario)
+        tasks: Mapping[int, int | None] = {}
+        if result is not None:
+            tasks = scaling({**results, "pipeline": result}, limits).tasks
+        designs.append(cost_report.Design(name, scenario, result, tasks))
+    sizing = cost.sizing_from(
+        results.get("lambda"),
+        task_vcpu=limits.vcpu,
+        task_memory_mib=limits.memory_mib,
+        pool_connections=limits.mqtt_connections,
+    )
+    return cost_report.costs(
+        designs,
+        prices if isinstance(prices, cost.Prices) else None,
+        sizing,
+        fleets=limits.fleets,
+        target_fleet=limits.target_fleet,
+        prices_problem=problem,
+    )
 
 
 # --------------------------------------------------------------------------

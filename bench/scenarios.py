@@ -30,15 +30,17 @@ from typing import Any
 import aiohttp
 
 from gateway.config import GatewayConfig
+from gateway.mqtt_settings import MqttSettings
 
-from . import systems
+from . import compare_mqtt, systems
+from .aws_counts import PipelineMeter
 from .charger import MixPlan, Recorder, charger_ids
 from .compare_echo import cpu_ratio
 from .driver import Fleet, Monitor, chargers_per_process
 from .gateway_process import listen_overflows
 from .systems import System
 
-__all__ = ["SCENARIOS", "Scenario"]
+__all__ = ["DEFAULT_BATCH_BYTES", "ONE_PER_FRAME", "SCENARIOS", "Scenario"]
 
 #: DESIGN.md's targets.
 TARGET_KB_PER_CHARGER = 8.0
@@ -53,6 +55,12 @@ TARGET_SOAK_GROWTH_KB_PER_CHARGER = 0.5
 SOAK_GROWTH_ALLOWANCE_KB = 2048
 #: The gateway's keepalive ping interval (its default), compressed with the mix.
 PING_INTERVAL_S = GatewayConfig().ping_interval
+#: The gateway's and workers' batch size by default (``OCPP_MQTT_BATCH_BYTES``).
+DEFAULT_BATCH_BYTES: int = next(
+    f.default for f in dataclasses.fields(MqttSettings) if f.name == "batch_bytes"
+)  # type: ignore[assignment]  # a field with an int default
+#: The pipeline's result with ``--batch-bytes 0``.
+ONE_PER_FRAME = "pipeline-one-per-frame"
 #: Seconds the system rests between phases, for memory to settle.
 SETTLE_S = 2.0
 
@@ -392,17 +400,44 @@ async def mix(args: argparse.Namespace) -> dict[str, Any]:
 
 async def pipeline(args: argparse.Namespace) -> dict[str, Any]:
     """The standard mix through the production shape: ``ocppgw gateway`` relaying
-    over Mosquitto to ``ocppgw worker`` processes."""
+    over Mosquitto to ``ocppgw worker`` processes; with ``--batch-bytes 0``,
+    one frame per publish (``pipeline-one-per-frame``)."""
     ids = charger_ids(args.chargers)
     started = time.time()
     settings = _compressed(args)
-    with systems.pipeline(ids, workers=args.workers, unlimited=False, settings=settings) as system:
-        run = await _soak(args, system, ids)
+    batch_bytes = getattr(args, "batch_bytes", DEFAULT_BATCH_BYTES)
+    with systems.pipeline(
+        ids, workers=args.workers, unlimited=False, settings=settings, batch_bytes=batch_bytes
+    ) as system:
+        async with PipelineMeter(system, compare_mqtt.PREFIX) as meter:
+            run = await _soak(args, system, ids, meter)
+            load = run.phases["load"]
+            remote = run.remote or RemoteOutcomes()
+            billed = await meter.figures(
+                equivalent=run.connect.get("established", 0) * _scale(args),
+                seconds=load["elapsed_s"],
+                commands_sent=remote.sent(),
+                commands_answered=remote.answered(),
+            )
     names = tuple(system.watched)
-    return run.result(SCENARIOS["pipeline"], *_soak_figures(run, args, names), started)
+    derived, targets = _soak_figures(run, args, names)
+    derived |= {"batch_bytes": batch_bytes} | billed
+    if billed:
+        # The MQTT quota's load, as measured rather than one publish per CALL.
+        derived["mqtt_publishes_per_charger_second"] = (
+            billed["mqtt_uplink_publishes_per_charger_second"]
+            + billed["mqtt_presence_publishes_per_charger_second"]
+        )
+        derived["mqtt_downlinks_per_charger_second"] = billed[
+            "mqtt_downlink_publishes_per_charger_second"
+        ]
+    name = "pipeline" if batch_bytes else ONE_PER_FRAME
+    return run.result(SCENARIOS[name], derived, targets, started)
 
 
-async def _soak(args: argparse.Namespace, system: System, ids: list[str]) -> Run:
+async def _soak(
+    args: argparse.Namespace, system: System, ids: list[str], meter: PipelineMeter | None = None
+) -> Run:
     plan = _plan(args, scale=_scale(args))
     async with Run(args, system, _expected(args, args.seconds)) as run:
         await run.connect_fleet()
@@ -410,8 +445,12 @@ async def _soak(args: argparse.Namespace, system: System, ids: list[str]) -> Run
         remote = RemoteCommands(
             system.management_url, ids, args.remote_per_minute, args.remote_hold_s, args.seed
         )
+        if meter is not None:
+            await meter.open_window()
         commands = asyncio.create_task(remote.run(args.seconds))
         await run.load("mix", args.seconds, plan=dataclasses.asdict(plan))
+        if meter is not None:
+            await meter.close_window()
         run.remote = await commands
         await run.finish()
     return run
@@ -470,8 +509,9 @@ def _soak_figures(
                 worker_cpu / messages * 1e6 if messages else None, 1
             ),
             "workers": len(workers),
-            # Every uplink CALL is one publish; presence adds one per connect
-            # and disconnect, none in a steady window.
+            # Every uplink CALL is one publish at most; presence adds one per
+            # connect and disconnect, none in a steady window. The pipeline
+            # replaces it with the publishes its observer counted.
             "mqtt_publishes_per_charger_second": derived["messages_per_charger_second"],
         }
     allowed = SOAK_GROWTH_ALLOWANCE_KB + TARGET_SOAK_GROWTH_KB_PER_CHARGER * connected
@@ -520,6 +560,16 @@ class RemoteOutcomes:
 
     def brief(self) -> str:
         return f"starts {dict(self.starts)}, stops {dict(self.stops)}"
+
+    def sent(self) -> int:
+        """Commands that went to a charger (a stop of an ended session did not)."""
+        starts = sum(self.starts.values())
+        return starts + sum(n for k, n in self.stops.items() if k != SESSION_ENDED)
+
+    def answered(self) -> int:
+        """Commands a charger answered (Accepted or Rejected)."""
+        answers = ("Accepted", "Rejected")
+        return sum(self.starts[k] + self.stops[k] for k in answers)
 
     def all_answered(self) -> bool:
         answered = {"Accepted", "Rejected", SESSION_ENDED}
@@ -657,6 +707,12 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("mix", "Standard mix soak (embedded system)", mix),
         Scenario("storm", "Reconnect storm", storm),
         Scenario("pipeline", "Standard mix through Mosquitto and processor workers", pipeline),
+        # Written by ``pipeline --batch-bytes 0``: the design before batching.
+        Scenario(
+            ONE_PER_FRAME,
+            "Standard mix through Mosquitto and processor workers, one frame per publish",
+            pipeline,
+        ),
     )
 }
 

@@ -23,6 +23,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from processor.adapters import DATABASE_FILE
+
 from . import compare_echo, compare_mqtt
 from .gateway_process import LOOPBACK, GatewayProcess, embedded_gateway, free_port, stop
 
@@ -47,6 +49,11 @@ class System:
     #: Every process of the system by name; ``gateway`` is always there.
     watched: dict[str, int] = field(default_factory=dict)
     management_url: str | None = None
+    #: The pipeline's broker port, SQLite state file and log files (by
+    #: process), for ``bench.aws_counts``; None or empty elsewhere.
+    broker_port: int | None = None
+    database: Path | None = None
+    log_paths: dict[str, Path] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -79,12 +86,19 @@ def pipeline(
     workers: int,
     unlimited: bool,
     settings: Mapping[str, str] | None = None,
+    batch_bytes: int | None = None,
 ) -> Iterator[System]:
     """Broker, then the workers (subscribed before any presence is published:
     they ask the broker for no retained messages), then the gateway, with
-    ``settings`` added to its environment."""
+    ``settings`` added to its environment. ``batch_bytes`` sets
+    ``OCPP_MQTT_BATCH_BYTES`` for the gateway and the workers alike (None:
+    their default; 0: one frame per publish)."""
+    batching = {} if batch_bytes is None else {"OCPP_MQTT_BATCH_BYTES": str(batch_bytes)}
     gateway_settings = (
-        PIPELINE_GATEWAY | (compare_mqtt.GATEWAY_ENV if unlimited else {}) | dict(settings or {})
+        PIPELINE_GATEWAY
+        | (compare_mqtt.GATEWAY_ENV if unlimited else {})
+        | batching
+        | dict(settings or {})
     )
     with (
         tempfile.TemporaryDirectory(prefix="ocppgw-pipeline-") as name,
@@ -93,10 +107,12 @@ def pipeline(
         folder = Path(name)
         broker = stack.enter_context(compare_mqtt.mosquitto(folder))
         watched = {"broker": broker.pid}
+        logs: dict[str, Path] = {}
         apis = []
         for n in range(workers):
-            worker = stack.enter_context(_worker(n, broker.port, folder))
+            worker = stack.enter_context(_worker(n, broker.port, folder, batching))
             watched[f"worker-{n}"] = worker.pid
+            logs[f"worker-{n}"] = worker.log_path
             apis.append(worker.management_port)
         gateway = stack.enter_context(
             compare_mqtt.mqtt_gateway(identities, broker.port, folder, settings=gateway_settings)
@@ -106,11 +122,16 @@ def pipeline(
             gateway,
             {"gateway": gateway.pid, **watched},
             f"http://{LOOPBACK}:{apis[0]}",
+            broker_port=broker.port,
+            database=folder / "data" / DATABASE_FILE,
+            log_paths={"gateway": gateway.log_path, **logs},
         )
 
 
 @contextlib.contextmanager
-def _worker(n: int, broker_port: int, folder: Path) -> Iterator[GatewayProcess]:
+def _worker(
+    n: int, broker_port: int, folder: Path, settings: Mapping[str, str]
+) -> Iterator[GatewayProcess]:
     """``ocppgw worker`` number ``n`` until the block exits; yields once its
     management API listens (it has subscribed by then)."""
     port = free_port()
@@ -122,6 +143,7 @@ def _worker(n: int, broker_port: int, folder: Path) -> Iterator[GatewayProcess]:
         "OCPP_WORKER_ID": f"bench-worker-{n}",
         "OCPP_MANAGEMENT_PORT": str(port),
         "OCPP_LOG_LEVEL": "WARNING",
+        **settings,
     }
     command = [sys.executable, "-m", "ocppgw", "worker", "--data-dir", str(folder / "data")]
     process = compare_mqtt.spawn(command, log_path, env=env)

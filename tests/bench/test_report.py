@@ -66,6 +66,9 @@ DERIVED: dict[str, dict[str, Any]] = {
     },
 }
 
+#: ``pipeline --batch-bytes 0``: the same figures, written under its own name.
+DERIVED["pipeline-one-per-frame"] = dict(DERIVED["pipeline"])
+
 #: Growth of the synthetic latency buckets, as the runner's histogram.
 GROWTH = 1.02
 
@@ -128,7 +131,7 @@ def make_result(
 ) -> dict[str, Any]:
     """A result in the runner's shape; ``derived`` replaces the scenario's
     default figures (``DERIVED``) key by key, ``overrides`` whole top-level keys."""
-    system = "pipeline" if scenario == "pipeline" else "embedded"
+    system = "pipeline" if scenario.startswith("pipeline") else "embedded"
     processes = ("gateway", "broker", "worker-0") if system == "pipeline" else ("gateway",)
     buckets = latency_buckets()
     result: dict[str, Any] = {
@@ -467,7 +470,7 @@ def test_report_says_not_run_for_missing_scenarios() -> None:
         assert f"| {name} | not run |" in text
         assert f"1. {name} (not run): `.venv/bin/python -m bench {name}`" in text
     assert "| idle | ok |" in text
-    assert "from 2 of 5 scenario results" in text
+    assert "from 2 of 6 scenario results" in text
     assert "CPU, MQTT publishes not measured" in text
 
 
