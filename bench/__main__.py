@@ -29,6 +29,8 @@ from typing import Any
 import orjson
 import uvloop
 
+from ocppj import MAX_BATCH_BYTES
+
 from . import plots, regress, report
 from .arguments import bounded
 from .charger import SPARE_FILES, MixPlan, raise_open_file_limit
@@ -217,7 +219,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     mix.add_argument(
         "--batch-bytes",
-        type=bounded(int, 0, 131_072),
+        type=bounded(int, 0, MAX_BATCH_BYTES),
         help="pipeline: OCPP_MQTT_BATCH_BYTES of the gateway and the workers (default "
         f"{DEFAULT_BATCH_BYTES:,}); 0 sends one frame per publish and writes "
         f"{ONE_PER_FRAME}.json",

@@ -98,7 +98,7 @@ class Outgoing:
         self.kind = kind
         #: Handed to the session (a waiting presence may still be replaced).
         self.sent = False
-        #: Loop time it joined a line (``PoolConnection.offer``).
+        #: Loop time it joined a line, kept while ``batch_window`` is set.
         self.queued_at = 0.0
 
 
@@ -203,7 +203,8 @@ class PoolConnection:
         return 0 if session is None else session.inflight
 
     def offer(self, item: Outgoing) -> None:
-        item.queued_at = self._loop.time()
+        if self._batch_window:  # only a lingering line reads when a frame came
+            item.queued_at = self._loop.time()
         self.line.append(item)
         self._offered += 1
         self._waiting_bytes += len(item.payload)

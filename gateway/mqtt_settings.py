@@ -16,7 +16,13 @@ import tempfile
 from dataclasses import dataclass, field
 
 from mqttio import Backoff, BrokerAddress
-from ocppj import DEFAULT_PREFIX, MAX_IDENTITY, presence_subscription, uplink_topic
+from ocppj import (
+    DEFAULT_PREFIX,
+    MAX_BATCH_BYTES,
+    MAX_IDENTITY,
+    presence_subscription,
+    uplink_topic,
+)
 
 __all__ = ["MqttSettings", "new_gateway_id", "ssl_context_from_pem"]
 
@@ -31,8 +37,6 @@ _WORST_IDENTITY = "%" * MAX_IDENTITY
 _LONGEST_PROTOCOL = "ocpp2.0.1"
 #: Routes carry at most three digits of connection number (see ``max_connections``).
 _MAX_POOL = 1000
-#: AWS IoT Core's largest payload.
-MAX_BATCH_BYTES = 131_072
 
 
 def new_gateway_id() -> str:

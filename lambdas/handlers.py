@@ -58,7 +58,7 @@ from typing import Any
 
 import boto3
 
-from ocppj import DEFAULT_PREFIX, uplink_subscription
+from ocppj import DEFAULT_PREFIX, MAX_BATCH_BYTES, uplink_subscription
 from processor import build_router
 from processor.adapters.dynamodb_pending_calls import DynamoDbPendingCalls
 from processor.adapters.dynamodb_registry import DynamoDbRegistry
@@ -92,7 +92,6 @@ from ._requeue import SqsRequeue
 
 __all__ = [
     "LAMBDA_ENVIRONMENT",
-    "MAX_BATCH_BYTES",
     "LambdaApp",
     "LambdaSettings",
     "message_processor_handler",
@@ -117,8 +116,6 @@ LAMBDA_ENVIRONMENT = {
     "OCPP_LOG_LEVEL": "INFO",
     "OCPP_MQTT_BATCH_BYTES": "4096",
 }
-#: IoT Core's largest payload: no answer batch may be larger.
-MAX_BATCH_BYTES = 131_072
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from mqttio import Backoff, BrokerAddress
-from ocppj import shared_subscription
+from ocppj import MAX_BATCH_BYTES, shared_subscription
 
 __all__ = ["DEFAULT_GROUP", "WorkerConfig"]
 
@@ -88,8 +88,8 @@ class WorkerConfig:
         self._check_batches()
 
     def _check_batches(self) -> None:
-        if not 0 <= self.batch_bytes <= 131_072:
-            raise ValueError("batch_bytes: must be a whole number from 0 to 131,072")
+        if not 0 <= self.batch_bytes <= MAX_BATCH_BYTES:
+            raise ValueError(f"batch_bytes: must be a whole number from 0 to {MAX_BATCH_BYTES:,}")
         if not 0 < self.batch_window <= 1:
             raise ValueError("batch_window: must be a number of seconds above 0, at most 1")
 

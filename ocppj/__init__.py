@@ -7,6 +7,7 @@ codes, framing, charge point passwords.
 from .access import ChargePointAccess
 from .batch import (
     BATCH_OVERHEAD,
+    MAX_BATCH_BYTES,
     PRESENCE,
     BatchItem,
     decode_downlink_batch,
@@ -83,6 +84,7 @@ from .versions import SUBPROTOCOLS, OcppVersion, version_for
 
 __all__ = [
     "BATCH_OVERHEAD",
+    "MAX_BATCH_BYTES",
     "PRESENCE",
     "BatchItem",
     "decode_downlink_batch",

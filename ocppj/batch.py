@@ -36,6 +36,7 @@ from .topics import _check_level, _check_prefix, _levels, _topic, downlink_topic
 
 __all__ = [
     "BATCH_OVERHEAD",
+    "MAX_BATCH_BYTES",
     "PRESENCE",
     "BatchItem",
     "decode_downlink_batch",
@@ -50,6 +51,9 @@ __all__ = [
     "uplink_batch_subscription",
     "uplink_batch_topic",
 ]
+
+#: The largest batch payload (bytes): AWS IoT Core's payload limit, 128 KB.
+MAX_BATCH_BYTES = 131_072
 
 #: The ``kind`` of a presence message in an uplink batch.
 PRESENCE = "presence"
