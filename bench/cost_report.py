@@ -141,7 +141,9 @@ def cost_section(result: Costs) -> list[str]:
         "per charger-second (an MQTT observer on the broker for the publishes, the SQLite "
         "state for the shadow and DynamoDB operations; `bench/README.md`), times the list "
         "prices of `bench/aws_prices.json` (`bench/cost.py`). The one-per-frame design is "
-        "`python -m bench pipeline --batch-bytes 0`, measured the same way as the batched one."
+        "`python -m bench pipeline --batch-bytes 0` (one frame per publish, and every reading "
+        "of a transaction in the shadow too, as before batches), measured the same way as the "
+        "batched one."
     )
     lines.append("")
     if result.prices is None:

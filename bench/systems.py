@@ -92,8 +92,12 @@ def pipeline(
     they ask the broker for no retained messages), then the gateway, with
     ``settings`` added to its environment. ``batch_bytes`` sets
     ``OCPP_MQTT_BATCH_BYTES`` for the gateway and the workers alike (None:
-    their default; 0: one frame per publish)."""
+    their default; 0: the one-per-frame design, whose workers also wrote
+    every reading of a transaction to the shadow)."""
     batching = {} if batch_bytes is None else {"OCPP_MQTT_BATCH_BYTES": str(batch_bytes)}
+    processing = dict(batching)
+    if batch_bytes == 0:
+        processing["OCPP_SHADOW_TRANSACTION_READINGS"] = "true"
     gateway_settings = (
         PIPELINE_GATEWAY
         | (compare_mqtt.GATEWAY_ENV if unlimited else {})
@@ -110,7 +114,7 @@ def pipeline(
         logs: dict[str, Path] = {}
         apis = []
         for n in range(workers):
-            worker = stack.enter_context(_worker(n, broker.port, folder, batching))
+            worker = stack.enter_context(_worker(n, broker.port, folder, processing))
             watched[f"worker-{n}"] = worker.pid
             logs[f"worker-{n}"] = worker.log_path
             apis.append(worker.management_port)

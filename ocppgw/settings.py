@@ -17,6 +17,7 @@ from processor.environment import (
     Environment,
     SettingsError,
     certificates,
+    flag,
     integer,
     log_level,
     number,
@@ -63,6 +64,7 @@ ENVIRONMENT = {
     "OCPP_SWEEP_PERIOD": "5",
     "OCPP_HEARTBEAT_INTERVAL": "300",
     "OCPP_CALL_TIMEOUT": "30",
+    "OCPP_SHADOW_TRANSACTION_READINGS": "false",
     "OCPP_ID_TOKENS": "",
     "OCPP_MANAGEMENT_HOST": "127.0.0.1",
     "OCPP_MANAGEMENT_PORT": "8081",
@@ -177,6 +179,7 @@ def processor_config(env: Environment) -> ProcessorConfig:
         ProcessorConfig,
         heartbeat_interval=integer("OCPP_HEARTBEAT_INTERVAL"),
         call_timeout=number("OCPP_CALL_TIMEOUT"),
+        shadow_transaction_readings=flag("OCPP_SHADOW_TRANSACTION_READINGS"),
     )
 
 

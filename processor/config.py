@@ -14,6 +14,13 @@ class ProcessorConfig:
     #: Seconds a backend command waits for the charger's answer; a later
     #: answer is logged and ignored, so a stale command never takes effect.
     call_timeout: float = 30.0
+    #: Whether readings taken within a transaction also go to the shadow: the
+    #: last one per connector (1.6 MeterValues) and every periodic 2.0.1
+    #: event as ``lastTransactionEvent``. Off, they go to the transaction
+    #: history only, and the shadow changes only when state does: a shadow
+    #: update (and, for 2.0.1, a shadow read and a history write) less per
+    #: reading, the most frequent CALL of a charging fleet.
+    shadow_transaction_readings: bool = False
 
     def __post_init__(self) -> None:
         if self.heartbeat_interval <= 0:

@@ -27,6 +27,7 @@ __all__ = [
     "SettingsError",
     "certificates",
     "checked",
+    "flag",
     "given",
     "integer",
     "log_level",
@@ -137,6 +138,19 @@ def _log_level(value: str) -> str:
     return level
 
 
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def _flag(value: str) -> bool:
+    word = value.strip().lower()
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    raise ValueError(f"{value!r} is not one of {', '.join(_TRUE + _FALSE)}")
+
+
 def _required(value: str) -> str:
     if not value:
         raise ValueError("must be set")
@@ -183,6 +197,11 @@ def words(name: str) -> Read[tuple[str, ...]]:
 
 def integer(name: str) -> Read[int]:
     return Read(name, _whole_number)
+
+
+def flag(name: str) -> Read[bool]:
+    """On or off: ``true``/``false`` (or ``1``/``0``, ``yes``/``no``, ``on``/``off``)."""
+    return Read(name, _flag)
 
 
 def number(name: str) -> Read[float]:

@@ -1,5 +1,11 @@
-"""MeterValues: the last reading per connector (1.6) or EVSE (2.0.1) goes to
-the shadow; readings of a 1.6 transaction also join its history."""
+"""MeterValues: readings of a 1.6 transaction join its history; the last
+reading taken outside a transaction (1.6 without ``transactionId``, every
+2.0.1 MeterValues) goes to the shadow, per connector (1.6) or EVSE (2.0.1).
+
+A transaction's readings reach the shadow too only if
+``ProcessorConfig.shadow_transaction_readings`` is on: the shadow keeps state,
+and a shadow update per reading is the largest line of the AWS bill.
+"""
 
 from __future__ import annotations
 
@@ -32,6 +38,8 @@ async def meter_values_v16(ctx: Context, request: dict[str, Any]) -> dict[str, A
             data=request,
         )
         await ctx.transactions.append(event)
+        if not ctx.config.shadow_transaction_readings:
+            return {}
     await ctx.report({"meterValues": {str(request["connectorId"]): _reading(last, transaction_id)}})
     return {}
 

@@ -8,6 +8,14 @@ the mark), and then makes the change the first delivery should have made.
 Each change is idempotent: made twice (a crash before the mark), it leaves
 the shadow as made once.
 
+A reading is not a change of state: a 2.0.1 ``Updated`` event sent for its
+meter values alone (``triggerReason`` ``MeterValuePeriodic`` or
+``MeterValueClock``, no id token, no remote-start id) goes to the history
+only, unless ``ProcessorConfig.shadow_transaction_readings`` asks for every
+event in the shadow. A charging state it repeats is not read: a charger
+reports a change of it with ``ChargingStateChanged`` (E02 of the 2.0.1
+specification), which is applied.
+
 The shadow keeps the seed's three keys: ``activeTransaction`` (the last one
 started and not yet ended), ``lastCompletedTransaction`` and
 ``lastTransactionEvent``. Each transaction object is written whole: keys it
@@ -74,10 +82,27 @@ async def transaction_event(ctx: Context, request: dict[str, Any]) -> dict[str, 
         timestamp=request["timestamp"],
         data=request,
     )
-    if await _to_apply(ctx, event):
+    if _reading_only(ctx, request, token):
+        await ctx.transactions.append(event)
+    elif await _to_apply(ctx, event):
         await _apply_event(ctx, request, token)
         await ctx.transactions.mark_applied(event)
     return response
+
+
+#: Triggers of an ``Updated`` event that only carries meter values.
+_READING_TRIGGERS = frozenset({"MeterValuePeriodic", "MeterValueClock"})
+
+
+def _reading_only(ctx: Context, request: dict[str, Any], token: str | None) -> bool:
+    """Whether the event is a reading the shadow does not keep."""
+    return (
+        not ctx.config.shadow_transaction_readings
+        and request["eventType"] == "Updated"
+        and request["triggerReason"] in _READING_TRIGGERS
+        and token is None
+        and request["transactionInfo"].get("remoteStartId") is None
+    )
 
 
 async def _apply_event(ctx: Context, request: dict[str, Any], token: str | None) -> None:

@@ -64,6 +64,7 @@ INVALID: dict[str, Invalid] = {
     "OCPP_SWEEP_PERIOD": ("0", {}),
     "OCPP_HEARTBEAT_INTERVAL": ("0", {}),
     "OCPP_CALL_TIMEOUT": ("0", {}),
+    "OCPP_SHADOW_TRANSACTION_READINGS": ("sometimes", {}),
     "OCPP_ID_TOKENS": ("/nonexistent/id-tokens.json", {}),
     "OCPP_MANAGEMENT_PORT": ("70000", {}),
     "OCPP_LOG_LEVEL": ("LOUD", {}),

@@ -35,17 +35,23 @@ class Harness:
         *,
         transactions: Transactions | None = None,
         wrap_shadows: Callable[[MemoryShadowStore], ShadowStore] | None = None,
+        shadow_transaction_readings: bool = False,
     ) -> None:
         """``transactions`` replaces the in-memory history; ``wrap_shadows``
         puts something between the processor and the shadows (``self.shadows``
-        stays the store itself)."""
+        stays the store itself); ``shadow_transaction_readings`` is the
+        processor's setting of that name."""
         self.clock = FixedClock(NOW)
         self.shadows = MemoryShadowStore(self.clock)
         self.transactions: Transactions = transactions or MemoryTransactions()
         self.outbound = MemoryOutbound()
         self.answers: list[CommandAnswer] = []
         self.services = Services(
-            config=ProcessorConfig(heartbeat_interval=42, call_timeout=30),
+            config=ProcessorConfig(
+                heartbeat_interval=42,
+                call_timeout=30,
+                shadow_transaction_readings=shadow_transaction_readings,
+            ),
             shadows=self.shadows if wrap_shadows is None else wrap_shadows(self.shadows),
             clock=self.clock,
             ids=SequentialIds(),

@@ -156,7 +156,37 @@ async def test_updated_changes_the_charging_state_and_the_last_event(harness: Ha
     }
 
 
-async def test_updated_without_charging_state_leaves_the_active_one(harness: Harness) -> None:
+@pytest.mark.parametrize("trigger", ["MeterValuePeriodic", "MeterValueClock"])
+async def test_a_periodic_reading_goes_to_the_history_only(harness: Harness, trigger: str) -> None:
+    await harness.call(V201, "TransactionEvent", STARTED)
+    before = await harness.reported(), await harness.version()
+    updated = tx_event(
+        "Updated",
+        1,
+        timestamp=T1,
+        trigger=trigger,
+        info={"chargingState": "Charging"},
+        meter_value=ENERGY,
+    )
+    assert await harness.call(V201, "TransactionEvent", updated) == {}
+    assert await harness.call(V201, "TransactionEvent", copy.deepcopy(updated)) == {}
+    assert (await harness.reported(), await harness.version()) == before
+    events = await harness.transactions.events("CP001", "TX1")
+    assert [(e.event_key, e.data) for e in events] == [("seq:0", STARTED), ("seq:1", updated)]
+
+
+async def test_a_periodic_reading_with_a_token_is_applied(harness: Harness) -> None:
+    await harness.call(V201, "TransactionEvent", STARTED)
+    updated = tx_event("Updated", 1, timestamp=T1, trigger="MeterValuePeriodic", id_token="TAG9")
+    answer = await harness.call(V201, "TransactionEvent", updated)
+    assert answer["idTokenInfo"]["status"] == "Accepted"
+    reported = await harness.reported()
+    assert reported["activeTransaction"] == {**ACTIVE_TX1, "idToken": "TAG9"}
+    assert reported["lastTransactionEvent"]["seqNo"] == 1
+
+
+async def test_every_reading_in_the_shadow_when_asked() -> None:
+    harness = Harness(shadow_transaction_readings=True)
     await harness.call(V201, "TransactionEvent", STARTED)
     updated = tx_event("Updated", 1, timestamp=T1, trigger="MeterValuePeriodic")
     await harness.call(V201, "TransactionEvent", updated)
@@ -518,10 +548,26 @@ async def test_meter_values_v16_join_the_transaction_history_once(harness: Harne
         TransactionEvent("CP001", "1", f"meter:{T1}", "Updated", T2, meter),
     ]
     reported = await harness.reported()
-    assert reported["meterValues"] == {
+    assert "meterValues" not in reported  # the history has them
+    assert reported["activeTransaction"] == ACTIVE_1
+
+
+async def test_meter_values_v16_of_a_transaction_in_the_shadow_when_asked() -> None:
+    harness = Harness(shadow_transaction_readings=True)
+    await harness.call(V16, "StartTransaction", START)
+    meter = {
+        "connectorId": 1,
+        "transactionId": 1,
+        "meterValue": [
+            {"timestamp": T1, "sampledValue": SAMPLE_A},
+            {"timestamp": T2, "sampledValue": SAMPLE_B},
+        ],
+    }
+    await harness.call(V16, "MeterValues", meter)
+    assert len(await harness.transactions.events("CP001", "1")) == 2
+    assert (await harness.reported())["meterValues"] == {
         "1": {"timestamp": T2, "transactionId": 1, "sampledValue": SAMPLE_B}
     }
-    assert reported["activeTransaction"] == ACTIVE_1
 
 
 async def test_meter_values_v16_readings_per_connector(harness: Harness) -> None:
