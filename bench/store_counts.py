@@ -10,8 +10,9 @@ says what changed, and the AWS adapters say what each change costs there:
   as IoT's classic shadow), one UpdateThingShadow each;
 * **shadow reads** (GetThingShadow) leave no trace in the state; they are
   counted from what does: one per transaction end (``_complete`` reads the
-  active transaction), per 2.0.1 ``Updated`` event that carries a charging
-  state, token or remote-start id (``_active_id``), per presence
+  active transaction), per applied 2.0.1 ``Updated`` event that carries a
+  charging state, token or remote-start id (``_active_id``; a reading the
+  shadow does not keep is never applied), per presence
   (``update_if`` reads, then writes), and per remote command sent (the route
   lookup) and answered (``lastCallResult``);
 * **DynamoDB**, per new row of ``transaction_events``: a conditional
@@ -168,7 +169,8 @@ def tally(
         if applied:
             writes, write_units = writes + 1, write_units + units
         version_201 = key.startswith("seq:")
-        reads_active = version_201 and kind == "Updated" and _carries_changes(data)
+        # A reading the shadow does not keep is never marked applied, and reads nothing.
+        reads_active = version_201 and kind == "Updated" and applied and _carries_changes(data)
         if kind == "Ended" or reads_active:
             shadow_reads += 1
         elif version_201 and kind == "Started":

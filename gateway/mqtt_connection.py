@@ -14,8 +14,8 @@ its downlink filter again before it counts as up; what it held is sent after
 that. The pool (``gateway.mqtt_bus``) decides what goes into which line.
 
 Batches (``ocppj.batch``). While the connection is under its quota a frame
-goes out at once, on its own topic (after ``batch_window`` seconds at most,
-if that is set, to gather company). When frames queue, because the quota
+goes out at once, on its own topic; with a ``batch_window``, the line's head
+waits up to that long for company, until a batch's worth waits. When frames queue, because the quota
 window or the in-flight cap holds them back or because several arrived in
 one turn of the loop, the next publish packs as many from the head of the
 line as fit in ``batch_bytes`` onto the connection's batch topic. So a
@@ -273,7 +273,8 @@ class PoolConnection:
                 continue
             now = self._loop.time()
             wait = window.wait(now)
-            if wait <= 0 and linger and len(line) == 1:
+            if wait <= 0 and linger and self._waiting_bytes < self._batch_bytes:
+                # Less than a batch waits: the head lingers for company.
                 wait = line[0].queued_at + linger - now
             if wait > 0:
                 await asyncio.sleep(wait)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from mqttio import Backoff, BrokerAddress
 from ocppj import (
+    DEFAULT_BATCH_BYTES,
     DEFAULT_PREFIX,
     MAX_BATCH_BYTES,
     MAX_IDENTITY,
@@ -73,10 +74,12 @@ class MqttSettings:
     #: out together in one publish of at most this size (``ocppj.batch``). The
     #: default fits AWS IoT Core's 5 KB metering unit with the topic; at most
     #: 131,072 (IoT Core's payload limit is 128 KB); 0 sends one frame per publish.
-    batch_bytes: int = 4096
-    #: Seconds the first frame of a batch may wait for more while the
-    #: connection is under its quota (0: it goes at once, alone if it is alone).
-    batch_window: float = 0.0
+    batch_bytes: int = DEFAULT_BATCH_BYTES
+    #: Seconds the head of the line may wait for company while less than a
+    #: batch waits and the connection is under its quota (0: it goes at once,
+    #: alone if it is alone). Every publish is billed: the window is what
+    #: fills batches at a steady load below the quota.
+    batch_window: float = 0.1
     #: Frames the bus holds (waiting, or sent and not yet acknowledged) before
     #: ``publish`` raises ``BusFull``; what rides out a broker outage.
     buffer_size: int = 10_000

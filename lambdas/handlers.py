@@ -58,7 +58,7 @@ from typing import Any
 
 import boto3
 
-from ocppj import DEFAULT_PREFIX, MAX_BATCH_BYTES, uplink_subscription
+from ocppj import DEFAULT_BATCH_BYTES, DEFAULT_PREFIX, MAX_BATCH_BYTES, uplink_subscription
 from processor import build_router
 from processor.adapters.dynamodb_pending_calls import DynamoDbPendingCalls
 from processor.adapters.dynamodb_registry import DynamoDbRegistry
@@ -116,7 +116,7 @@ LAMBDA_ENVIRONMENT = {
     "OCPP_ID_TOKENS": "",
     "AWS_ENDPOINT_URL": "",
     "OCPP_LOG_LEVEL": "INFO",
-    "OCPP_MQTT_BATCH_BYTES": "4096",
+    "OCPP_MQTT_BATCH_BYTES": str(DEFAULT_BATCH_BYTES),
 }
 
 
@@ -135,7 +135,7 @@ class LambdaSettings:
     endpoint_url: str | None = None
     log_level: str = "INFO"
     #: Largest batch of answers to one route (bytes); 0: each answer on its own topic.
-    batch_bytes: int = 4096
+    batch_bytes: int = DEFAULT_BATCH_BYTES
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> LambdaSettings:

@@ -26,7 +26,7 @@ from gateway.emf import EmfMetrics, Snapshot, check_namespace
 from gateway.mqtt_bus import MqttBus
 from gateway.mqtt_settings import MqttSettings, new_gateway_id, ssl_context_from_pem
 from gateway.tls import server_context
-from ocppj import DEFAULT_PREFIX, ChargePointAccess
+from ocppj import DEFAULT_BATCH_BYTES, DEFAULT_PREFIX, ChargePointAccess
 from processor.environment import (
     Environment,
     Read,
@@ -65,8 +65,8 @@ GATEWAY_ENVIRONMENT = {
     "OCPP_MQTT_PUBLISH_RATE": "100",
     "OCPP_MQTT_MAX_INFLIGHT": "100",
     "OCPP_MQTT_BUFFER": "10000",
-    "OCPP_MQTT_BATCH_BYTES": "4096",
-    "OCPP_MQTT_BATCH_WINDOW": "0",
+    "OCPP_MQTT_BATCH_BYTES": str(DEFAULT_BATCH_BYTES),
+    "OCPP_MQTT_BATCH_WINDOW": "0.1",
     "DYNAMODB_CHARGE_POINT_TABLE": "",
     "AWS_REGION": "",
     "OCPP_METRICS_NAMESPACE": "",

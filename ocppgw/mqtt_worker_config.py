@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from mqttio import Backoff, BrokerAddress
-from ocppj import MAX_BATCH_BYTES, shared_subscription
+from ocppj import DEFAULT_BATCH_BYTES, MAX_BATCH_BYTES, shared_subscription
 
 __all__ = ["DEFAULT_GROUP", "WorkerConfig"]
 
@@ -51,7 +51,7 @@ class WorkerConfig:
     #: The largest downlink batch (payload bytes, ``ocppj.batch``): answers for
     #: one route that are ready together go out in one publish of at most this
     #: size; 0 publishes each answer alone.
-    batch_bytes: int = 4096
+    batch_bytes: int = DEFAULT_BATCH_BYTES
     #: The longest an answer waits for company (seconds): answers go out as
     #: soon as every admitted message is handled or waiting for its answer to
     #: be published, and at the latest after this.

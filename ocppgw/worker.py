@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ocppj import DEFAULT_PREFIX, uplink_subscription
+from ocppj import DEFAULT_BATCH_BYTES, DEFAULT_PREFIX, uplink_subscription
 from processor import Processor, ProcessorConfig, Services, build_router
 from processor.adapters import (
     Database,
@@ -82,7 +82,7 @@ WORKER_ENVIRONMENT = {
     "OCPP_WORKER_GROUP": DEFAULT_GROUP,
     "OCPP_WORKER_ID": "",
     "OCPP_WORKER_SESSION_EXPIRY": "0",
-    "OCPP_MQTT_BATCH_BYTES": "4096",
+    "OCPP_MQTT_BATCH_BYTES": str(DEFAULT_BATCH_BYTES),
     "OCPP_WORKER_BATCH_WINDOW": "0.01",
     "OCPP_DATA_DIR": ".ocppgw",
     "OCPP_MANAGEMENT_HOST": "127.0.0.1",

@@ -7,6 +7,7 @@ codes, framing, charge point passwords.
 from .access import ChargePointAccess
 from .batch import (
     BATCH_OVERHEAD,
+    DEFAULT_BATCH_BYTES,
     MAX_BATCH_BYTES,
     PRESENCE,
     BatchItem,
@@ -84,6 +85,7 @@ from .versions import SUBPROTOCOLS, OcppVersion, version_for
 
 __all__ = [
     "BATCH_OVERHEAD",
+    "DEFAULT_BATCH_BYTES",
     "MAX_BATCH_BYTES",
     "PRESENCE",
     "BatchItem",

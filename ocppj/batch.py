@@ -36,6 +36,7 @@ from .topics import _check_level, _check_prefix, _levels, _topic, downlink_topic
 
 __all__ = [
     "BATCH_OVERHEAD",
+    "DEFAULT_BATCH_BYTES",
     "MAX_BATCH_BYTES",
     "PRESENCE",
     "BatchItem",
@@ -54,6 +55,10 @@ __all__ = [
 
 #: The largest batch payload (bytes): AWS IoT Core's payload limit, 128 KB.
 MAX_BATCH_BYTES = 131_072
+#: The default batch size (bytes): AWS IoT Core meters a message in 5 KB
+#: (5,120-byte) units, so a batch this big, with its topic and the MQTT
+#: header, is billed as one message.
+DEFAULT_BATCH_BYTES = 5_000
 
 #: The ``kind`` of a presence message in an uplink batch.
 PRESENCE = "presence"

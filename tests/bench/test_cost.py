@@ -218,6 +218,8 @@ def test_state_changes_map_to_aws_operations() -> None:
         ("cp2", "t1", "seq:0", "Started", "2026", started, 1),
         # 2.0.1 Updated with a charging state: the active transaction is read.
         ("cp2", "t1", "seq:1", "Updated", "2026", updated, 1),
+        # 2.0.1 periodic reading: recorded only, never applied, reads nothing.
+        ("cp2", "t1", "seq:2", "Updated", "2026", updated, 0),
         # 1.6 StopTransaction: _complete reads the shadow.
         ("cp1", "7", "stop", "Ended", "2026", meter, 1),
         # An event between 1 and 2 KB: two write units a write.
@@ -231,11 +233,11 @@ def test_state_changes_map_to_aws_operations() -> None:
         commands_sent=2,
         commands_answered=1,
     )
-    assert counts.transaction_events == 5 and counts.transaction_starts == 1
-    # Events: 5 puts + 4 marks, 11 units (the large one 2 + 2); the start: a
+    assert counts.transaction_events == 6 and counts.transaction_starts == 1
+    # Events: 6 puts + 4 marks, 12 units (the large one 2 + 2); the start: a
     # counter update and a put; the commands: 2 puts and 1 delete.
-    assert counts.dynamodb_writes == 9 + 2 + 3
-    assert counts.dynamodb_write_units == 11 + 2 + 3
+    assert counts.dynamodb_writes == 10 + 2 + 3
+    assert counts.dynamodb_write_units == 12 + 2 + 3
     # The Started query and the start's GetItem.
     assert (counts.dynamodb_reads, counts.dynamodb_read_units) == (2, 2)
     # Two ends, one Updated with changes, two commands sent and one answered.

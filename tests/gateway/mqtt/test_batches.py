@@ -87,12 +87,35 @@ async def test_a_batch_window_gathers_frames_that_arrive_apart(
     await backend.subscribe(uplink_subscription(prefix))
     bus = MqttBus(settings(broker, prefix, batch_window=0.3))
     async with running(bus):
+        bus.publish("warm", "ocpp1.6", heartbeat("warm", 0))  # the connection is up
+        await eventually(lambda: len(backend.received) == 1)
         bus.publish("A", "ocpp1.6", heartbeat("A", 0))
-        await asyncio.sleep(0.05)
-        bus.publish("B", "ocpp1.6", heartbeat("B", 0))
-        await eventually(lambda: len(backend.received) == 2)
+        bus.publish("B", "ocpp1.6", heartbeat("B", 0))  # two, still less than a batch
+        await asyncio.sleep(0.1)
+        bus.publish("C", "ocpp1.6", heartbeat("C", 0))
+        await eventually(lambda: len(backend.received) == 4)
     assert len(backend.batches) == 1
-    assert [r.payload for r in backend.received] == [heartbeat("A", 0), heartbeat("B", 0)]
+    assert [(r.payload, bool(r.batched)) for r in backend.received[1:]] == [
+        (heartbeat(cp, 0), True) for cp in "ABC"
+    ]
+
+
+async def test_a_batch_window_ends_once_a_batch_waits(
+    broker: Broker, backend: Backend, prefix: str
+) -> None:
+    await backend.subscribe(uplink_subscription(prefix))
+    frames = [heartbeat(f"{n}", 0) for n in range(10)]
+    batch_bytes = 200  # a few of these frames, in the batch encoding
+    assert sum(map(len, frames)) > batch_bytes
+    bus = MqttBus(settings(broker, prefix, batch_window=1.0, batch_bytes=batch_bytes))
+    async with running(bus):
+        for n, frame in enumerate(frames):
+            bus.publish(f"{n}", "ocpp1.6", frame)
+        # More than a batch waited, so the first went without the window.
+        await eventually(lambda: len(backend.received) >= 2, timeout=0.8)
+        assert backend.received[0].batched
+        await eventually(lambda: len(backend.received) == len(frames))
+    assert [r.payload for r in backend.received] == frames
 
 
 async def test_presence_and_frames_share_a_batch(

@@ -384,8 +384,8 @@ def test_batch_bytes_out_of_range_is_refused_naming_the_variable(value: str) -> 
         LambdaSettings.from_env(ENVIRONMENT | {"OCPP_MQTT_BATCH_BYTES": value})
 
 
-def test_batch_bytes_defaults_to_4096_and_takes_0_to_128_kib() -> None:
-    assert LambdaSettings.from_env(ENVIRONMENT).batch_bytes == 4096
+def test_batch_bytes_defaults_to_5000_and_takes_0_to_128_kib() -> None:
+    assert LambdaSettings.from_env(ENVIRONMENT).batch_bytes == 5000
     for value in (0, 131072):
         settings = LambdaSettings.from_env(ENVIRONMENT | {"OCPP_MQTT_BATCH_BYTES": str(value)})
         assert settings.batch_bytes == value
