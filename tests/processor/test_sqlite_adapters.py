@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,6 +12,7 @@ import pytest
 
 from ocppj import InvalidIdentity
 from processor.adapters import Database, SqliteRegistry, SqliteShadowStore
+from processor.adapters._sqlite import transaction
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -103,3 +106,65 @@ def test_a_second_process_sees_registrations_at_once(tmp_path: Path) -> None:
     finally:
         reader.close()
         writer.close()
+
+
+# -- the writer's group commits ---------------------------------------------------
+
+
+def _insert(name: str, fail: bool = False) -> Callable[[sqlite3.Connection], str]:
+    def work(db: sqlite3.Connection) -> str:
+        db.execute("INSERT INTO shadows VALUES (?, '{}')", (name,))
+        if fail:
+            raise ValueError(f"{name} fails after writing")
+        return name
+
+    return work
+
+
+def _stored(path: Path) -> set[str]:
+    """What another connection (another process, say) sees committed."""
+    with contextlib.closing(sqlite3.connect(path)) as other:
+        return {row[0] for row in other.execute("SELECT thing_name FROM shadows")}
+
+
+async def test_a_failing_work_is_rolled_back_alone(tmp_path: Path) -> None:
+    database = Database(tmp_path)
+    try:
+        names = [f"CP{n}" for n in range(20)]
+        works = [_insert(name, fail=name == "CP7") for name in names]
+        outcomes = await asyncio.gather(*map(database.run, works), return_exceptions=True)
+        assert [type(o).__name__ for o in outcomes].count("ValueError") == 1
+        assert isinstance(outcomes[7], ValueError)
+        assert _stored(database.path) == set(names) - {"CP7"}
+    finally:
+        database.close()
+
+
+async def test_a_result_comes_back_once_it_is_committed(tmp_path: Path) -> None:
+    database = Database(tmp_path)
+    try:
+        names = [f"CP{n}" for n in range(50)]
+        for done in asyncio.as_completed([database.run(_insert(name)) for name in names]):
+            name = await done
+            assert name in _stored(database.path)
+    finally:
+        database.close()
+
+
+async def test_a_work_keeps_its_own_transaction_inside_a_group(tmp_path: Path) -> None:
+    database = Database(tmp_path)
+
+    def all_or_nothing(db: sqlite3.Connection) -> None:
+        with transaction(db):
+            db.execute("INSERT INTO shadows VALUES ('half', '{}')")
+            raise ValueError("the second half fails")
+
+    try:
+        inner = database.run(all_or_nothing)
+        outer = database.run(_insert("CP1"))
+        with pytest.raises(ValueError, match="second half"):
+            await inner
+        await outer
+        assert _stored(database.path) == {"CP1"}
+    finally:
+        database.close()
