@@ -114,10 +114,10 @@ def pipeline(
         logs: dict[str, Path] = {}
         apis = []
         for n in range(workers):
-            worker = stack.enter_context(_worker(n, broker.port, folder, processing))
-            watched[f"worker-{n}"] = worker.pid
-            logs[f"worker-{n}"] = worker.log_path
-            apis.append(worker.management_port)
+            process = stack.enter_context(worker(n, broker.port, folder, processing))
+            watched[f"worker-{n}"] = process.pid
+            logs[f"worker-{n}"] = process.log_path
+            apis.append(process.management_port)
         gateway = stack.enter_context(
             compare_mqtt.mqtt_gateway(identities, broker.port, folder, settings=gateway_settings)
         )
@@ -133,7 +133,7 @@ def pipeline(
 
 
 @contextlib.contextmanager
-def _worker(
+def worker(
     n: int, broker_port: int, folder: Path, settings: Mapping[str, str]
 ) -> Iterator[GatewayProcess]:
     """``ocppgw worker`` number ``n`` until the block exits; yields once its
