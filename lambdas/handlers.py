@@ -68,7 +68,7 @@ from processor.adapters.iot_shadow import IotShadowStore
 from processor.adapters.routed_outbound import RoutedOutbound
 from processor.adapters.static_id_tokens import StaticIdTokens, load_id_tokens
 from processor.commands import Commands, InvalidCommand, RemoteStart, RemoteStop, SentCommand
-from processor.config import ProcessorConfig
+from processor.config import PROCESSOR_ENVIRONMENT, ProcessorConfig, processor_config
 from processor.context import Services
 from processor.core import Processor
 from processor.environment import (
@@ -76,10 +76,8 @@ from processor.environment import (
     Read,
     SettingsError,
     checked,
-    flag,
     integer,
     log_level,
-    number,
     optional_path,
     required,
     url,
@@ -109,9 +107,7 @@ LAMBDA_ENVIRONMENT = {
     "DYNAMODB_TRANSACTION_TABLE": "",
     "DYNAMODB_PENDING_CALL_TABLE": "",
     "IOT_ENDPOINT": "",
-    "OCPP_HEARTBEAT_INTERVAL": "300",
-    "OCPP_CALL_TIMEOUT": "30",
-    "OCPP_SHADOW_TRANSACTION_READINGS": "false",
+    **PROCESSOR_ENVIRONMENT,
     "OCPP_TOPIC_PREFIX": DEFAULT_PREFIX,
     "OCPP_ID_TOKENS": "",
     "AWS_ENDPOINT_URL": "",
@@ -146,12 +142,7 @@ class LambdaSettings:
             transaction_table=env.read(required("DYNAMODB_TRANSACTION_TABLE")),
             pending_call_table=env.read(required("DYNAMODB_PENDING_CALL_TABLE")),
             iot_endpoint=env.read(required("IOT_ENDPOINT")),
-            processor=env.build(
-                ProcessorConfig,
-                heartbeat_interval=integer("OCPP_HEARTBEAT_INTERVAL"),
-                call_timeout=number("OCPP_CALL_TIMEOUT"),
-                shadow_transaction_readings=flag("OCPP_SHADOW_TRANSACTION_READINGS"),
-            ),
+            processor=processor_config(env),
             topic_prefix=env.read(checked("OCPP_TOPIC_PREFIX", uplink_subscription)),
             id_tokens_file=env.read(optional_path("OCPP_ID_TOKENS")),
             endpoint_url=env.read(url("AWS_ENDPOINT_URL")),

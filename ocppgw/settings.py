@@ -11,13 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gateway import GatewayConfig
-from processor import ProcessorConfig
 from processor.adapters.static_id_tokens import StaticIdTokens, load_id_tokens
+from processor.config import PROCESSOR_ENVIRONMENT, ProcessorConfig, processor_config
 from processor.environment import (
     Environment,
     SettingsError,
     certificates,
-    flag,
     integer,
     log_level,
     number,
@@ -38,7 +37,6 @@ __all__ = [
     "SettingsError",
     "gateway_config",
     "local_url",
-    "processor_config",
 ]
 
 #: Every variable the embedded default reads, with its default, for docs and --help.
@@ -62,9 +60,7 @@ ENVIRONMENT = {
     "OCPP_COMMAND_QUEUE_TTL": "10",
     "OCPP_MAX_QUEUED_COMMANDS": "16",
     "OCPP_SWEEP_PERIOD": "5",
-    "OCPP_HEARTBEAT_INTERVAL": "300",
-    "OCPP_CALL_TIMEOUT": "30",
-    "OCPP_SHADOW_TRANSACTION_READINGS": "false",
+    **PROCESSOR_ENVIRONMENT,
     "OCPP_ID_TOKENS": "",
     "OCPP_MANAGEMENT_HOST": "127.0.0.1",
     "OCPP_MANAGEMENT_PORT": "8081",
@@ -170,16 +166,6 @@ def gateway_config(env: Environment) -> GatewayConfig:
         queue_ttl=number("OCPP_COMMAND_QUEUE_TTL"),
         max_queued=integer("OCPP_MAX_QUEUED_COMMANDS"),
         sweep_period=number("OCPP_SWEEP_PERIOD"),
-    )
-
-
-def processor_config(env: Environment) -> ProcessorConfig:
-    """The processor's part of the settings of ``ocppgw dev`` and ``ocppgw worker``."""
-    return env.build(
-        ProcessorConfig,
-        heartbeat_interval=integer("OCPP_HEARTBEAT_INTERVAL"),
-        call_timeout=number("OCPP_CALL_TIMEOUT"),
-        shadow_transaction_readings=flag("OCPP_SHADOW_TRANSACTION_READINGS"),
     )
 
 

@@ -40,6 +40,7 @@ from processor.adapters import (
 from processor.adapters.routed_outbound import RoutedOutbound
 from processor.clock import SystemClock
 from processor.commands import CommandAnswer, Commands
+from processor.config import PROCESSOR_ENVIRONMENT, processor_config
 from processor.environment import (
     Environment,
     checked,
@@ -58,7 +59,7 @@ from .answers import AnswerBoard
 from .management import ManagementApi
 from .mqtt_worker import MqttWorker
 from .mqtt_worker_config import DEFAULT_GROUP, WorkerConfig
-from .settings import id_tokens, local_url, processor_config
+from .settings import id_tokens, local_url
 
 __all__ = [
     "WORKER_ENVIRONMENT",
@@ -87,9 +88,7 @@ WORKER_ENVIRONMENT = {
     "OCPP_DATA_DIR": ".ocppgw",
     "OCPP_MANAGEMENT_HOST": "127.0.0.1",
     "OCPP_MANAGEMENT_PORT": "8081",
-    "OCPP_HEARTBEAT_INTERVAL": "300",
-    "OCPP_CALL_TIMEOUT": "30",
-    "OCPP_SHADOW_TRANSACTION_READINGS": "false",
+    **PROCESSOR_ENVIRONMENT,
     "OCPP_ID_TOKENS": "",
     "OCPP_LOG_LEVEL": "INFO",
 }

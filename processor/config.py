@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["ProcessorConfig"]
+from .environment import Environment, flag, integer, number
+
+__all__ = ["PROCESSOR_ENVIRONMENT", "ProcessorConfig", "processor_config"]
+
+#: The variables ``processor_config`` reads, with their defaults: part of the
+#: environment of every deployable that runs the processor.
+PROCESSOR_ENVIRONMENT = {
+    "OCPP_HEARTBEAT_INTERVAL": "300",
+    "OCPP_CALL_TIMEOUT": "30",
+    "OCPP_SHADOW_TRANSACTION_READINGS": "false",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,3 +37,13 @@ class ProcessorConfig:
             raise ValueError("heartbeat_interval: must be a positive number of seconds")
         if self.call_timeout <= 0:
             raise ValueError("call_timeout: must be a positive number of seconds")
+
+
+def processor_config(env: Environment) -> ProcessorConfig:
+    """The processor's settings, read from ``PROCESSOR_ENVIRONMENT``'s variables."""
+    return env.build(
+        ProcessorConfig,
+        heartbeat_interval=integer("OCPP_HEARTBEAT_INTERVAL"),
+        call_timeout=number("OCPP_CALL_TIMEOUT"),
+        shadow_transaction_readings=flag("OCPP_SHADOW_TRANSACTION_READINGS"),
+    )

@@ -530,9 +530,9 @@ SAMPLE_A = [{"value": "150", "measurand": "Energy.Active.Import.Register", "unit
 SAMPLE_B = [{"value": "7000", "measurand": "Power.Active.Import", "unit": "W"}]
 
 
-async def test_meter_values_v16_join_the_transaction_history_once(harness: Harness) -> None:
-    await harness.call(V16, "StartTransaction", START)
-    meter = {
+def meter_values_of_transaction_1() -> dict[str, Any]:
+    """Two 1.6 readings of transaction 1 on connector 1 (a fresh copy each time)."""
+    return {
         "connectorId": 1,
         "transactionId": 1,
         "meterValue": [
@@ -540,6 +540,11 @@ async def test_meter_values_v16_join_the_transaction_history_once(harness: Harne
             {"timestamp": T2, "sampledValue": SAMPLE_B},
         ],
     }
+
+
+async def test_meter_values_v16_join_the_transaction_history_once(harness: Harness) -> None:
+    await harness.call(V16, "StartTransaction", START)
+    meter = meter_values_of_transaction_1()
     answer = await harness.send(V16, [2, "m", "MeterValues", meter])
     assert answer == [3, "m", {}]
     await harness.call(V16, "MeterValues", copy.deepcopy(meter))
@@ -555,14 +560,7 @@ async def test_meter_values_v16_join_the_transaction_history_once(harness: Harne
 async def test_meter_values_v16_of_a_transaction_in_the_shadow_when_asked() -> None:
     harness = Harness(shadow_transaction_readings=True)
     await harness.call(V16, "StartTransaction", START)
-    meter = {
-        "connectorId": 1,
-        "transactionId": 1,
-        "meterValue": [
-            {"timestamp": T1, "sampledValue": SAMPLE_A},
-            {"timestamp": T2, "sampledValue": SAMPLE_B},
-        ],
-    }
+    meter = meter_values_of_transaction_1()
     await harness.call(V16, "MeterValues", meter)
     assert len(await harness.transactions.events("CP001", "1")) == 2
     assert (await harness.reported())["meterValues"] == {
