@@ -65,9 +65,17 @@ def _charger_script(cp: str, protocol: str, n: int) -> list[tuple[str, dict[str,
     calls.append(messages.session_start(protocol, "TAG1", 0, str(transaction), None))
     seq = 1
     for reading in range(READINGS):
-        calls.append(
-            messages.meter_reading(protocol, transaction, 100 * reading, 7000.0, seq_no=seq)
+        action, payload = messages.meter_reading(
+            protocol, transaction, 100 * reading, 7000.0, seq_no=seq
         )
+        # A minute apart, as in a session: a 1.6 reading is known by its time,
+        # and readings built in one millisecond would be recorded once.
+        stamp = f"2026-01-01T{reading // 60:02d}:{reading % 60:02d}:00.000Z"
+        if protocol == messages.V16:
+            payload["meterValue"] = [{**payload["meterValue"][0], "timestamp": stamp}]
+        else:
+            payload["timestamp"] = stamp
+        calls.append((action, payload))
         seq += 1
         if reading % 3 != 2:  # two Heartbeats every three readings
             calls.append(("Heartbeat", {}))

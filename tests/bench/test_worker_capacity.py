@@ -27,6 +27,10 @@ def test_the_mix_has_the_standard_proportions_and_keeps_each_chargers_order() ->
     first = [orjson.loads(frame) for cp, _, frame in frames if cp == "CAP000001"]
     assert [call[1] for call in first] == [f"CAP000001-{n}" for n in range(104)]
     assert first[0][2] == "StatusNotification" and first[-1][2] == "StatusNotification"
+    # Every 1.6 reading is its own event (its key is its time), not a duplicate.
+    calls = [orjson.loads(f) for cp, _, f in frames if cp == "CAP000000"]
+    stamps = [c[3]["meterValue"][0]["timestamp"] for c in calls if c[2] == "MeterValues"]
+    assert len(stamps) == len(set(stamps)) == 60
     # Chargers take turns: a charger's messages are apart.
     assert [cp for cp, _, _ in frames[:4]] == [f"CAP{n:06d}" for n in range(4)]
 
